@@ -1,0 +1,34 @@
+# Two commands a newcomer needs: `make run` (train on the embedded seed data) and `make test`.
+# Each creates the virtual environment on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# The CPU build that lies on this machine's disk; elsewhere override, e.g. TORCH_SPEC='torch --index-url ...'.
+TORCH_SPEC ?= torch==2.13.0
+export HF_HUB_DISABLE_TELEMETRY := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install run build test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	# CPU build of torch first: a bare `torch` requirement would pull a multi-GB CUDA build.
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH_SPEC)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m stance.train
+
+build: $(STAMP)
+	$(PY) -m stance.build
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+clean:
+	rm -rf outputs multirun data/processed .pytest_cache

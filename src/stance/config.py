@@ -1,0 +1,237 @@
+"""Typed configuration schemas, registered with Hydra's ConfigStore.
+
+Every entry point's YAML (``configs/<entry>.yaml``) lists its ``*_schema`` first in its defaults,
+so a misspelt key or a value of the wrong type fails at start-up with a message naming it.
+Options in config groups (``data/``, ``actors/``, ``model/``) extend the group schemas below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+# --- reading and preparing articles (shared by build and score) --------------------------------
+@dataclass
+class InputConfig:
+    """Where articles come from and how their files are read."""
+
+    # Files, folders or globs: .txt/.md (title on the first line), .jsonl, .csv.
+    paths: list[str] = field(default_factory=lambda: ["seeds"])
+    id_column: str = "id"
+    text_column: str = "text"
+    title_column: Optional[str] = "title"
+    # Columns passed through to every row (outlet, date, url ...).
+    meta_columns: list[str] = field(default_factory=list)
+    # For .txt/.md: the first non-empty line is the title.
+    title_first_line: bool = True
+    encoding: str = "utf-8"
+    # A longer line is rejected as malformed (not prose: minified HTML, base64 ...).
+    max_line_chars: int = 20000
+
+
+@dataclass
+class CleanConfig:
+    """Web boilerplate removal, line by line (see README: Cleaning)."""
+
+    enabled: bool = True
+    drop_markdown_images: bool = True
+    # Regular expressions; a line matching any (re.search, case-insensitive) is dropped.
+    drop_line_patterns: list[str] = field(default_factory=list)
+    # Short lines without sentence-final punctuation (menu items, banner slogans) are dropped.
+    drop_short_lines_under_words: int = 5
+
+
+@dataclass
+class SegmentConfig:
+    backend: str = "pysbd"
+    language: str = "en"
+
+
+@dataclass
+class TextConfig:
+    clean: CleanConfig = field(default_factory=CleanConfig)
+    segment: SegmentConfig = field(default_factory=SegmentConfig)
+
+
+@dataclass
+class ActorSpec:
+    """One entry of the actor registry (config group ``actors/``), keyed by its canonical id."""
+
+    name: str = MISSING
+    kind: str = MISSING  # person, country, organisation, region, ...
+    aliases: list[str] = field(default_factory=list)
+
+
+# --- the dataset -------------------------------------------------------------------------------
+@dataclass
+class SplitConfig:
+    train: float = 0.7
+    validation: float = 0.15
+    test: float = 0.15
+    # "sentence": a sentence never appears in two splits; "article": an article never does.
+    group_by: str = "sentence"
+    folds: int = 5
+
+
+@dataclass
+class ColumnsConfig:
+    """Column names of a generic labelled CSV/JSONL (``data.kind=labelled``)."""
+
+    id: Optional[str] = "id"
+    sentence: str = "sentence"
+    actor: Optional[str] = None  # an actor id from the registry, or a free-text name
+    mention: Optional[str] = "mention"
+    start: Optional[str] = None
+    end: Optional[str] = None
+    label: str = "label"
+    article_id: Optional[str] = None
+
+
+@dataclass
+class DataConfig:
+    name: str = "seed"
+    # articles: raw articles + gold annotations; newsmtsc: NewsMTSC JSONL; labelled: generic CSV/JSONL.
+    kind: str = "articles"
+    input: InputConfig = field(default_factory=InputConfig)
+    annotations: list[str] = field(default_factory=lambda: ["data/annotations/seed.csv"])
+    # newsmtsc / labelled: a local folder or a base URL the files are read from.
+    source: str = ""
+    # split name -> file name (relative to source) or full path/URL.
+    files: dict[str, str] = field(default_factory=dict)
+    columns: ColumnsConfig = field(default_factory=ColumnsConfig)
+    # raw label value (as a string) -> one of stance.labels.LABELS
+    label_map: dict[str, str] = field(default_factory=dict)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    processed_dir: str = "data/processed"
+
+
+# --- models and training -----------------------------------------------------------------------
+@dataclass
+class ModelConfig:
+    # transformer | majority | tfidf_lr
+    kind: str = "transformer"
+    name_or_path: str = "sentence-transformers/all-MiniLM-L6-v2"
+    # markers: target mention marked in place; pair: (sentence, actor name); both.
+    input_format: str = "markers"
+    max_length: int = 128
+    # tfidf_lr: characters of context either side of the mention used as extra features.
+    context_chars: int = 60
+    C: float = 1.0
+
+
+@dataclass
+class TrainingConfig:
+    epochs: float = 4.0
+    batch_size: int = 16
+    eval_batch_size: int = 64
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    lr_scheduler: str = "linear"
+    label_smoothing: float = 0.0
+    class_weights: bool = False
+    early_stopping_patience: int = 3
+    max_steps: int = -1
+    # evaluate and checkpoint every N steps; 0 = once per epoch
+    eval_steps: int = 0
+    logging_steps: int = 10
+    gradient_accumulation_steps: int = 1
+
+
+@dataclass
+class EvalConfig:
+    cv_folds: int = 0
+    bootstrap: int = 1000
+    splits: list[str] = field(default_factory=lambda: ["validation", "test"])
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    actors: dict[str, ActorSpec] = field(default_factory=dict)
+    text: TextConfig = field(default_factory=TextConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainingConfig = field(default_factory=TrainingConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    seed: int = 42
+    threads: int = 0  # 0 = torch default
+    # rebuild the dataset even if data/processed/<name> exists
+    rebuild: bool = False
+
+
+@dataclass
+class BuildConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    actors: dict[str, ActorSpec] = field(default_factory=dict)
+    text: TextConfig = field(default_factory=TextConfig)
+    seed: int = 42
+    # write the dataset under this folder instead of <data.processed_dir>/<data.name>
+    output_dir: Optional[str] = None
+
+
+@dataclass
+class EvaluateConfig:
+    model_dir: str = MISSING
+    data: DataConfig = field(default_factory=DataConfig)
+    actors: dict[str, ActorSpec] = field(default_factory=dict)
+    text: TextConfig = field(default_factory=TextConfig)
+    split: str = "test"
+    # a labelled JSONL/CSV evaluated instead of a built split (NewsMTSC format or data.columns)
+    file: Optional[str] = None
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    batch_size: int = 64
+    threads: int = 0
+    seed: int = 42
+
+
+@dataclass
+class ScoreOptions:
+    batch_size: int = 64
+    # sort by length within windows of this many examples before batching
+    sort_window: int = 2048
+    # fp32 | bf16 | int8
+    precision: str = "fp32"
+    # torch | onnx
+    backend: str = "torch"
+    # rows whose top probability is below this are flagged low_confidence
+    threshold: float = 0.5
+    # parquet | csv | jsonl
+    format: str = "parquet"
+    bootstrap: int = 1000
+    threads: int = 0
+    # write the mention rows of every N articles as one part (bounded memory, resumable)
+    chunk_articles: int = 500
+
+
+@dataclass
+class ScoreConfig:
+    model_dir: str = MISSING
+    input: InputConfig = field(default_factory=InputConfig)
+    output_dir: str = MISSING
+    actors: dict[str, ActorSpec] = field(default_factory=dict)
+    text: TextConfig = field(default_factory=TextConfig)
+    score: ScoreOptions = field(default_factory=ScoreOptions)
+    seed: int = 42
+
+
+def register() -> None:
+    """Register the schemas; called by every entry point before ``@hydra.main`` runs."""
+    cs = ConfigStore.instance()
+    cs.store(name="build_schema", node=BuildConfig)
+    cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="evaluate_schema", node=EvaluateConfig)
+    cs.store(name="score_schema", node=ScoreConfig)
+
+
+def to_container(cfg: Any) -> dict[str, Any]:
+    """The resolved config as plain Python data (for manifests and run records)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)  # type: ignore[return-value]
+
+
+register()
