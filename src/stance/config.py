@@ -53,6 +53,8 @@ class SegmentConfig:
 
 @dataclass
 class TextConfig:
+    # the title (and a .txt file's first line) is scored as sentence 0: headlines carry stance
+    include_title: bool = True
     clean: CleanConfig = field(default_factory=CleanConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
 
