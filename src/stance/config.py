@@ -47,8 +47,11 @@ class CleanConfig:
 
 @dataclass
 class SegmentConfig:
-    backend: str = "pysbd"
+    # pysbd | syntok | blingfire | regex (benchmarks/segmenters.py measures them)
+    backend: str = "blingfire"
     language: str = "en"
+    # post-fix around title abbreviations (Lt., Rep., Sgt. ...) on top of the backend
+    fix_titles: bool = True
 
 
 @dataclass
