@@ -80,6 +80,8 @@ class SplitConfig:
     # "sentence": a sentence never appears in two splits; "article": an article never does.
     group_by: str = "sentence"
     folds: int = 5
+    # splits and folds depend on this seed only (not the training seed), so seed sweeps share them
+    seed: int = 42
 
 
 @dataclass
@@ -200,7 +202,7 @@ class ScoreOptions:
     sort_window: int = 2048
     # fp32 | bf16 | int8
     precision: str = "fp32"
-    # torch | onnx
+    # torch (ONNX Runtime is not implemented)
     backend: str = "torch"
     # rows whose top probability is below this are flagged low_confidence
     threshold: float = 0.5
@@ -215,7 +217,8 @@ class ScoreOptions:
 @dataclass
 class ScoreConfig:
     model_dir: str = MISSING
-    input: InputConfig = field(default_factory=InputConfig)
+    # a path/glob string (``input=PATH``) or the full spec (``input.paths=[a,b] input.meta_columns=[outlet]``)
+    input: Any = field(default_factory=lambda: InputConfig(paths=[]))
     output_dir: str = MISSING
     actors: dict[str, ActorSpec] = field(default_factory=dict)
     text: TextConfig = field(default_factory=TextConfig)
@@ -223,13 +226,31 @@ class ScoreConfig:
     seed: int = 42
 
 
+def job_dirname(override_dirname: str) -> str:
+    """One safe, relative folder name for a sweep job (resolver ``${stance_dirname:...}``).
+
+    Hydra joins ``hydra.sweep.subdir`` onto the sweep dir with ``os.path.join``, so an empty
+    ``override_dirname`` (a seed-only sweep) would make ``/seed=1`` an absolute path and a ``/``
+    in a value (``model.name_or_path=/x/y``) would nest folders or climb out with ``..``.
+    """
+    import hashlib
+
+    name = override_dirname.replace("/", "%2F").replace("\\", "%5C") or "default"
+    if len(name) > 200:  # file names are limited to 255 bytes; keep it unique with a hash
+        name = f"{name[:180]}~{hashlib.sha1(name.encode()).hexdigest()[:10]}"
+    return name
+
+
 def register() -> None:
     """Register the schemas; called by every entry point before ``@hydra.main`` runs."""
+    from omegaconf import OmegaConf
+
     cs = ConfigStore.instance()
     cs.store(name="build_schema", node=BuildConfig)
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="evaluate_schema", node=EvaluateConfig)
     cs.store(name="score_schema", node=ScoreConfig)
+    OmegaConf.register_new_resolver("stance_dirname", job_dirname, replace=True)
 
 
 def to_container(cfg: Any) -> dict[str, Any]:
