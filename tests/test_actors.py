@@ -147,6 +147,8 @@ def test_word_boundaries(reg: ActorRegistry) -> None:
     assert found(reg, "Trumpism and Trumps, anti-Trump") == [("trump", "Trump")]
     assert found(reg, "the U.S. and us") == [("united_states", "U.S.")]
     assert found(reg, "Iran.") == [("iran", "Iran")]
+    # A word character before the alias blocks it too, without hiding a mention inside it.
+    assert found(reg, "AUS, SuperTrump, ExPresident Trump") == [("trump", "Trump")]
 
 
 def test_possessives_straight_and_curly_span_is_the_name(reg: ActorRegistry) -> None:
