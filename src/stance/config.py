@@ -241,21 +241,6 @@ def job_dirname(override_dirname: str) -> str:
     return name
 
 
-def job_dirname(override_dirname: str) -> str:
-    """One safe, relative folder name for a sweep job (resolver ``${stance_dirname:...}``).
-
-    Hydra joins ``hydra.sweep.subdir`` onto the sweep dir with ``os.path.join``, so an empty
-    ``override_dirname`` (a seed-only sweep) would make ``/seed=1`` an absolute path and a ``/``
-    in a value (``model.name_or_path=/x/y``) would nest folders or climb out with ``..``.
-    """
-    import hashlib
-
-    name = override_dirname.replace("/", "%2F").replace("\\", "%5C") or "default"
-    if len(name) > 200:  # file names are limited to 255 bytes; keep it unique with a hash
-        name = f"{name[:180]}~{hashlib.sha1(name.encode()).hexdigest()[:10]}"
-    return name
-
-
 def register() -> None:
     """Register the schemas; called by every entry point before ``@hydra.main`` runs."""
     from omegaconf import OmegaConf
