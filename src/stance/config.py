@@ -125,6 +125,8 @@ class ModelConfig:
     # markers: target mention marked in place; pair: (sentence, actor name); both.
     input_format: str = "markers"
     max_length: int = 128
+    # markers/both: the strings put around the target mention (recorded in the saved model)
+    markers: list[str] = field(default_factory=lambda: ["<<", ">>"])
     # tfidf_lr: characters of context either side of the mention used as extra features.
     context_chars: int = 60
     C: float = 1.0
@@ -147,6 +149,8 @@ class TrainingConfig:
     eval_steps: int = 0
     logging_steps: int = 10
     gradient_accumulation_steps: int = 1
+    # batches of similar-length examples (less padding: faster on CPU), still shuffled
+    group_by_length: bool = True
 
 
 @dataclass
