@@ -1,0 +1,297 @@
+"""External labelled corpora in the dataset row schema: NewsMTSC and generic CSV/JSONL files.
+
+Both keep labelled (sentence, target) rows as they come: no article cleaning or segmentation,
+``other_mentions`` empty. ``group`` is the normalised sentence (``stance.dataset.loose_key``
+family) and ``fold`` a grouped, stratified k-fold assignment over all rows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import unicodedata
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from stance.dataset import (
+    add_folds,
+    add_groups,
+    check_split_config,
+    make_features,
+    read_csv_rows,
+    split_rows,
+    to_dataset,
+)
+from stance.errors import StanceError
+from stance.labels import NEWSMTSC_POLARITY, check_label
+
+log = logging.getLogger(__name__)
+
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
+# NewsMTSC ids: <article>_<sentence index>_<target as named in the article>_<from>_<to>
+_NEWSMTSC_ID = re.compile(r"^(?P<article>.+?)_(?P<sent>\d+)_(?P<target>.+)_\d+_\d+$", re.S)
+NEWSMTSC_FIELDS: tuple[str, ...] = ("sentence", "mention", "from", "to", "polarity", "id")
+
+
+def is_url(path: str) -> bool:
+    return bool(_URL.match(str(path)))
+
+
+def resolve_files(data: Any) -> dict[str, str]:
+    """{split: path or URL} of ``data.files``, each relative to ``data.source`` unless absolute.
+
+    Local files must exist (StanceError naming the missing file and its config key).
+    """
+    if not data.files:
+        raise StanceError(f"data.files: no files given for data.kind={data.kind} (e.g. data.files.train=FILE)")
+    source = str(data.source or "")
+    out: dict[str, str] = {}
+    for split, name in data.files.items():
+        name = str(name)
+        if is_url(name) or Path(name).is_absolute() or not source:
+            path = name
+        elif is_url(source):
+            path = source.rstrip("/") + "/" + name.lstrip("/")
+        else:
+            path = str(Path(source) / name)
+        if not is_url(path) and not Path(path).is_file():
+            raise StanceError(f"{path}: no such file (data.files.{split}, data.source={source!r})")
+        out[str(split)] = path
+    return out
+
+
+def normalise_name(name: str) -> str:
+    """A free-text actor name as an id: NFKC, case-folded, possessive and edge punctuation dropped,
+    inner whitespace as ``_`` ("President Trump's" -> "president_trump")."""
+    text = unicodedata.normalize("NFKC", name).replace("\u2019", "'").casefold().strip()
+    text = re.sub(r"'s?$", "", text)
+    text = re.sub(r"^\W+|\W+$", "", text)
+    return re.sub(r"\s+", "_", text) or "unknown"
+
+
+def _actor(registry: Any, *names: str) -> tuple[str, str]:
+    """(actor_id, actor_name): the first name the registry resolves, else the normalised first name."""
+    for name in names:
+        if name:
+            actor = registry.resolve(name.strip())
+            if actor is None and name.strip().endswith(("'s", "\u2019s")):
+                actor = registry.resolve(name.strip()[:-2])
+            if actor is not None:
+                return actor.id, actor.name
+    first = next((n for n in names if n and n.strip()), "")
+    return normalise_name(first), first.strip()
+
+
+def _finish(splits: dict[str, list[dict[str, Any]]], folds: int, seed: int) -> datasets.DatasetDict:
+    """Add groups (by sentence, unless set) and folds over all rows of all splits; build the DatasetDict."""
+    everything = [r for rows in splits.values() for r in rows]
+    if any("group" not in r for r in everything):
+        add_groups(everything, "sentence")
+    add_folds(everything, folds, seed)
+    features = make_features()
+    return datasets.DatasetDict({s: to_dataset(rows, features) for s, rows in splits.items()})
+
+
+# --- NewsMTSC ----------------------------------------------------------------------------------
+def newsmtsc_row(rec: dict[str, Any], where: str, registry: Any) -> dict[str, Any]:
+    """One NewsMTSC record -> a dataset row (label name in ``label``); StanceError for a bad one."""
+    polarity = rec.get("polarity")
+    try:
+        label = NEWSMTSC_POLARITY[int(polarity)]  # type: ignore[arg-type]
+    except (TypeError, ValueError, KeyError):
+        raise StanceError(f"{where}: polarity {polarity!r} is not -1, 0 or 1") from None
+    sentence, mention = str(rec["sentence"] or ""), str(rec["mention"] or "")
+    start, end = rec["from"], rec["to"]
+    if not isinstance(start, int) or not isinstance(end, int) or sentence[start:end] != mention or not mention:
+        raise StanceError(f"{where}: from/to ({start}, {end}) do not span the mention {mention!r} in the sentence")
+    ex_id = str(rec["id"])
+    m = _NEWSMTSC_ID.match(ex_id)
+    # the id names the target as the article does ("Reality Leigh Winner" for the mention "She"):
+    # a better actor key than a pronoun when the registry knows neither
+    target = m["target"] if m else ""
+    actor_id, actor_name = _actor(registry, mention, target)
+    if target and registry.resolve(mention) is None and registry.resolve(target) is None:
+        actor_id, actor_name = normalise_name(target), target.strip()
+    return {
+        "example_id": ex_id,
+        "article_id": m["article"] if m else ex_id,
+        "sentence_idx": int(m["sent"]) if m else -1,
+        "sentence": sentence,
+        "actor_id": actor_id,
+        "actor_name": actor_name,
+        "mention": mention,
+        "mention_start": start,
+        "mention_end": end,
+        "other_mentions": [],
+        "label": label,
+    }
+
+
+def load_newsmtsc(data: Any, registry: Any) -> datasets.DatasetDict:
+    """NewsMTSC JSONL files (``data.files``: split -> file under ``data.source``) as a DatasetDict.
+
+    ``data.source`` is a local folder or an http(s) base URL; files are read with
+    ``datasets.load_dataset("json")``, which handles both. The given splits are kept. Polarity
+    -1/0/1 -> critical/neutral/supportive; ``example_id`` is the NewsMTSC id; ``actor_id`` is the
+    registry actor when the mention (or the id's target name) resolves, else the normalised target.
+    """
+    check_split_config(data.split)
+    splits: dict[str, list[dict[str, Any]]] = {}
+    for split, path in resolve_files(data).items():
+        try:
+            ds = datasets.load_dataset("json", data_files={"data": path}, split="data")
+        except Exception as err:  # datasets wraps JSON, network and schema errors differently
+            message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise StanceError(f"{path}: cannot read as NewsMTSC JSON lines ({message})") from None
+        missing = [f for f in NEWSMTSC_FIELDS if f not in ds.column_names]
+        if missing:
+            raise StanceError(f"{path}: missing field(s) {', '.join(missing)} (NewsMTSC has {', '.join(NEWSMTSC_FIELDS)})")
+        # row i is line i + 1: NewsMTSC files have no blank lines
+        splits[split] = [newsmtsc_row(rec, f"{path}:{i + 1}", registry) for i, rec in enumerate(ds)]
+        log.info("%s: %d rows (%s)", path, len(splits[split]), split)
+    return _finish(splits, data.split.folds, data.split.seed)
+
+
+# --- generic labelled CSV/JSONL ----------------------------------------------------------------
+def _records(path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(file:line, record) of a labelled .csv or .jsonl file (local or URL)."""
+    suffix = Path(path.split("?")[0]).suffix.lower()
+    if suffix not in (".csv", ".jsonl", ".json"):
+        raise StanceError(f"{path}: unsupported file type {suffix or '(none)'!r} (expected .csv or .jsonl)")
+    if is_url(path):
+        ds = datasets.load_dataset("csv" if suffix == ".csv" else "json", data_files={"data": path}, split="data")
+        offset = 2 if suffix == ".csv" else 1
+        for i, rec in enumerate(ds):
+            yield f"{path}:{i + offset}", rec
+        return
+    if suffix == ".csv":
+        for line, row in read_csv_rows(Path(path), ()):
+            yield f"{path}:{line}", row
+        return
+    try:
+        with open(path, encoding="utf-8-sig") as fh:
+            empty = True
+            for line, text in enumerate(fh, 1):
+                if not text.strip():
+                    continue
+                empty = False
+                try:
+                    rec = json.loads(text)
+                except ValueError as err:
+                    raise StanceError(f"{path}:{line}: not valid JSON ({err})") from None
+                if not isinstance(rec, dict):
+                    raise StanceError(f"{path}:{line}: expected a JSON object, got {type(rec).__name__}")
+                yield f"{path}:{line}", rec
+            if empty:
+                raise StanceError(f"{path}: empty file")
+    except UnicodeDecodeError as err:
+        raise StanceError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+
+
+def _label(raw: Any, label_map: dict[str, str], where: str) -> str:
+    value = "" if raw is None else str(raw).strip()
+    if label_map:
+        if value not in label_map:
+            raise StanceError(f"{where}: label {value!r} is not in data.label_map ({', '.join(label_map)})")
+        return label_map[value]
+    return check_label(value, where)
+
+
+def labelled_row(rec: dict[str, Any], where: str, data: Any, registry: Any, label_map: dict[str, str]) -> dict[str, Any]:
+    """One generic labelled record -> a dataset row (``data.columns`` names the fields)."""
+    cols = data.columns
+
+    def get(col: str | None) -> Any:
+        if not col:
+            return None
+        if col not in rec:
+            raise StanceError(f"{where}: missing column {col!r} (data.columns)")
+        return rec[col]
+
+    sentence = str(get(cols.sentence) or "")
+    if not sentence.strip():
+        raise StanceError(f"{where}: empty sentence")
+    label = _label(get(cols.label), label_map, where)
+    actor = str(get(cols.actor) or "").strip() if cols.actor else ""
+    mention = ""
+    if cols.mention and (cols.mention in rec or not cols.actor):
+        mention = str(get(cols.mention) or "")
+    if not actor and not mention.strip():
+        raise StanceError(f"{where}: no actor or mention (data.columns.actor / data.columns.mention)")
+    if cols.start and cols.end:
+        try:
+            start, end = int(get(cols.start)), int(get(cols.end))
+        except (TypeError, ValueError):
+            raise StanceError(f"{where}: start/end must be integers") from None
+        if not 0 <= start < end <= len(sentence) or (mention and sentence[start:end] != mention):
+            raise StanceError(f"{where}: start/end ({start}, {end}) do not span {mention or 'a mention'!r}")
+        mention = sentence[start:end]
+    elif mention:
+        start = sentence.find(mention)
+        if start < 0:
+            raise StanceError(f"{where}: mention {mention!r} not found in the sentence")
+        end = start + len(mention)
+    else:
+        resolved = registry.resolve(actor)
+        found = [m for m in registry.find(sentence) if resolved is not None and m.actor_id == resolved.id]
+        if found:
+            start, end, mention = found[0].start, found[0].end, found[0].text
+        else:
+            start = sentence.find(actor)
+            if start < 0:
+                raise StanceError(f"{where}: actor {actor!r} is not mentioned in the sentence")
+            end, mention = start + len(actor), actor
+    actor_id, actor_name = _actor(registry, actor or mention)
+    raw_id = rec.get(cols.id) if cols.id else None
+    article = rec.get(cols.article_id) if cols.article_id else None
+    return {
+        "example_id": str(raw_id) if raw_id not in (None, "") else where.rsplit("/", 1)[-1],
+        "article_id": "" if article is None else str(article),
+        "sentence_idx": -1,
+        "sentence": sentence,
+        "actor_id": actor_id,
+        "actor_name": actor_name,
+        "mention": mention,
+        "mention_start": start,
+        "mention_end": end,
+        "other_mentions": [],
+        "label": label,
+    }
+
+
+def load_labelled(data: Any, registry: Any) -> datasets.DatasetDict:
+    """A generic labelled CSV/JSONL corpus (one row per sentence x actor) as a DatasetDict.
+
+    ``data.columns`` names the sentence, the actor (registry id/name or free text) and/or the
+    mention, optional start/end offsets (else the mention, or the actor's first mention, is found
+    in the sentence; an error if absent) and the label; ``data.label_map`` maps raw label values
+    (as strings) to labels. One file is split with the grouped, stratified splitter
+    (``data.split``); several files are kept as the splits their keys name.
+    """
+    check_split_config(data.split)
+    label_map = {str(k): str(v) for k, v in (data.label_map or {}).items()}
+    for raw, label in label_map.items():
+        check_label(label, f"data.label_map.{raw}")
+    label_map = {k: v.strip().lower() for k, v in label_map.items()}
+    files = resolve_files(data)
+    per_file: dict[str, list[dict[str, Any]]] = {}
+    for split, path in files.items():
+        rows = [labelled_row(rec, where, data, registry, label_map) for where, rec in _records(path)]
+        if not rows:
+            raise StanceError(f"{path}: no rows")
+        per_file[split] = rows
+        log.info("%s: %d rows", path, len(rows))
+    if len(per_file) == 1:
+        rows = next(iter(per_file.values()))
+        if data.split.group_by == "article" and not data.columns.article_id:
+            raise StanceError("data.split.group_by=article needs data.columns.article_id")
+        add_groups(rows, data.split.group_by if data.columns.article_id else "sentence")
+        splits = split_rows(rows, data.split)
+    else:
+        splits = per_file
+    return _finish(splits, data.split.folds, data.split.seed)
+
