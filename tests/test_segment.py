@@ -103,3 +103,13 @@ def test_unknown_backend() -> None:
     with pytest.raises(StanceError, match=r"^text\.segment\.backend: unknown backend 'nltk' "
                                           r"\(expected one of pysbd, syntok, blingfire, regex\)$"):
         split_sentences("One. Two.", SegmentConfig(backend="nltk"))
+
+
+def test_text_a_backend_drops_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    import blingfire
+
+    # blingfire returns "" when its output buffer overflows: the paragraph must survive
+    monkeypatch.setattr(blingfire, "text_to_sentences", lambda text: "")
+    text = "First sentence. Second one.\nThird."
+    assert [s.text for s in split_sentences(text, SegmentConfig())] == \
+        ["First sentence. Second one.", "Third."]
