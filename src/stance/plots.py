@@ -41,3 +41,73 @@ def plot_confusion(cm: Any, labels: Sequence[str], path: str | Path, title: str 
     if title:
         ax.set_title(title)
     return _save(fig, path)
+
+
+# Diverging order: critical left, neutral in the middle, supportive right.
+_STANCE_COLORS: dict[str, str] = {"critical": "#c0392b", "neutral": "#bdc3c7", "supportive": "#27ae60"}
+
+
+def plot_stance_by_actor(actors: Any, path: str | Path, title: str = "", top_n: int = 30) -> Path:
+    """Label shares per actor as horizontal stacked bars (critical | neutral | supportive).
+
+    ``actors``: a DataFrame with ``actor_name``, ``n_sentences``, ``share_<label>`` and
+    ``net_stance`` (optionally ``net_stance_ci_low``/``_high``), as ``stance.score`` writes it.
+    The ``top_n`` actors with the most scored sentences are shown, most mentioned at the top; each
+    bar is labelled with its sentence count and net stance (with its 95% CI when given).
+    """
+    df = actors.sort_values("n_sentences", ascending=False, kind="stable").head(top_n).iloc[::-1]
+    n = len(df)
+    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.42 * max(n, 1)))
+    y = np.arange(n)
+    left = np.zeros(n)
+    for label in ("critical", "neutral", "supportive"):
+        share = df[f"share_{label}"].to_numpy(dtype=float)
+        ax.barh(y, share, left=left, color=_STANCE_COLORS[label], label=label, height=0.7,
+                edgecolor="white", linewidth=0.5)
+        for yi, li, si in zip(y, left, share):
+            if si >= 0.08:  # a label only where it fits inside its segment
+                ax.text(li + si / 2, yi, f"{si:.0%}", ha="center", va="center", fontsize=8,
+                        color="black" if label == "neutral" else "white")
+        left += share
+    names = [f"{name}  (n={int(k):,})" for name, k in zip(df["actor_name"], df["n_sentences"])]
+    ax.set_yticks(y, names)
+    ax.set_xlim(0, 1)
+    ax.set_xticks(np.linspace(0, 1, 6), [f"{v:.0%}" for v in np.linspace(0, 1, 6)])
+    ax.set_xlabel("share of sentences mentioning the actor")
+    has_ci = "net_stance_ci_low" in df.columns and "net_stance_ci_high" in df.columns
+    for i, (_, row) in enumerate(df.iterrows()):
+        text = f"net {row['net_stance']:+.2f}"
+        if has_ci and np.isfinite(row["net_stance_ci_low"]) and np.isfinite(row["net_stance_ci_high"]):
+            text += f" [{row['net_stance_ci_low']:+.2f}, {row['net_stance_ci_high']:+.2f}]"
+        ax.text(1.01, y[i], text, va="center", ha="left", fontsize=8, transform=ax.get_yaxis_transform())
+    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=3, frameon=False, fontsize=9)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.set_title(title or "Stance by actor", loc="left", pad=24)
+    return _save(fig, path)
+
+
+def plot_comparison(
+    names: Sequence[str],
+    means: Sequence[float],
+    stds: Sequence[float],
+    path: str | Path,
+    metric: str = "test_macro_f1",
+    n_seeds: Sequence[int] | None = None,
+) -> Path:
+    """One horizontal bar per configuration (best first, on top): mean ``metric``, error bar = std.
+
+    A NaN std (a single seed) draws no error bar; ``n_seeds`` is written next to each bar.
+    """
+    means_a = np.asarray(means, dtype=float)
+    errs = np.nan_to_num(np.asarray(stds, dtype=float), nan=0.0)
+    fig, ax = plt.subplots(figsize=(7, 0.45 * max(len(names), 1) + 1.2))
+    pos = np.arange(len(names))[::-1]
+    ax.barh(pos, np.nan_to_num(means_a), xerr=errs, color="#4c72b0", capsize=3)
+    ax.set_yticks(pos, [n if len(n) <= 60 else n[:57] + "..." for n in names])
+    for y, m, n in zip(pos, means_a, n_seeds or [None] * len(names)):
+        if not np.isnan(m):
+            ax.text(m, y, f" {m:.3f}" + (f" (n={n})" if n else ""), va="center", fontsize=8)
+    ax.set_xlim(0, 1.05)
+    ax.set_xlabel(f"{metric} (mean ± std over seeds)")
+    return _save(fig, path)
