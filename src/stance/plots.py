@@ -105,9 +105,9 @@ def plot_comparison(
     pos = np.arange(len(names))[::-1]
     ax.barh(pos, np.nan_to_num(means_a), xerr=errs, color="#4c72b0", capsize=3)
     ax.set_yticks(pos, [n if len(n) <= 60 else n[:57] + "..." for n in names])
-    for y, m, n in zip(pos, means_a, n_seeds or [None] * len(names)):
-        if not np.isnan(m):
-            ax.text(m, y, f" {m:.3f}" + (f" (n={n})" if n else ""), va="center", fontsize=8)
-    ax.set_xlim(0, 1.05)
+    for y, m, e, n in zip(pos, means_a, errs, n_seeds or [None] * len(names)):
+        if not np.isnan(m):  # right of the error bar, so the two never overlap
+            ax.text(m + e + 0.01, y, f"{m:.3f}" + (f" (n={n})" if n else ""), va="center", fontsize=8)
+    ax.set_xlim(0, 1.15)
     ax.set_xlabel(f"{metric} (mean ± std over seeds)")
     return _save(fig, path)
