@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
 # NewsMTSC ids: <article>_<sentence index>_<target as named in the article>_<from>_<to>
-_NEWSMTSC_ID = re.compile(r"^(?P<article>.+?)_(?P<sent>\d+)_(?P<target>.+)_\d+_\d+$", re.S)
+# (allsides_3447_1422_11_Ted Cruz_88_92, polusa_v1_59488606_-1_30_Dr. Sidney J. Blair_1_3)
+_NEWSMTSC_ID = re.compile(r"^(?P<article>[A-Za-z]+(?:_v\d+)?_\d+_-?\d+)_(?P<sent>\d+)_(?P<target>.+)_\d+_\d+$", re.S)
 NEWSMTSC_FIELDS: tuple[str, ...] = ("sentence", "mention", "from", "to", "polarity", "id")
 
 
@@ -151,7 +152,7 @@ def load_newsmtsc(data: Any, registry: Any) -> datasets.DatasetDict:
         if missing:
             raise StanceError(f"{path}: missing field(s) {', '.join(missing)} (NewsMTSC has {', '.join(NEWSMTSC_FIELDS)})")
         # row i is line i + 1: NewsMTSC files have no blank lines
-        splits[split] = [newsmtsc_row(rec, f"{path}:{i + 1}", registry) for i, rec in enumerate(ds)]
+        splits[split] = [newsmtsc_row(rec, f"{path}:{i + 1}", registry) for i, rec in enumerate(ds.to_list())]
         log.info("%s: %d rows (%s)", path, len(splits[split]), split)
     return _finish(splits, data.split.folds, data.split.seed)
 
@@ -165,7 +166,7 @@ def _records(path: str) -> Iterator[tuple[str, dict[str, Any]]]:
     if is_url(path):
         ds = datasets.load_dataset("csv" if suffix == ".csv" else "json", data_files={"data": path}, split="data")
         offset = 2 if suffix == ".csv" else 1
-        for i, rec in enumerate(ds):
+        for i, rec in enumerate(ds.to_list()):
             yield f"{path}:{i + offset}", rec
         return
     if suffix == ".csv":

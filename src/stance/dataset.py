@@ -365,11 +365,17 @@ def output_path(cfg: Any) -> Path:
     return Path(out) if out else Path(cfg.data.processed_dir) / cfg.data.name
 
 
+def columns(ds: datasets.Dataset, *names: str) -> dict[str, list[Any]]:
+    """Whole columns as Python lists (one Arrow conversion, not a row-by-row iteration)."""
+    return ds.select_columns(list(names)).to_dict()
+
+
 def count_rows(dd: datasets.DatasetDict) -> dict[str, dict[str, dict[str, int]]]:
     """{split: {label: {actor_id: n}}} with every label present (0 when absent), actors sorted."""
     out: dict[str, dict[str, dict[str, int]]] = {}
     for split, ds in dd.items():
-        c: Counter[tuple[str, str]] = Counter(zip(ds["label"], ds["actor_id"]))
+        cols = columns(ds, "label", "actor_id")
+        c: Counter[tuple[int, str]] = Counter(zip(cols["label"], cols["actor_id"]))
         out[split] = {
             label: dict(sorted((a, n) for (y, a), n in c.items() if y == i))
             for i, label in enumerate(LABELS)
@@ -379,7 +385,7 @@ def count_rows(dd: datasets.DatasetDict) -> dict[str, dict[str, dict[str, int]]]
 
 def _manifest(cfg: Any, dd: datasets.DatasetDict, extra: dict[str, Any]) -> dict[str, Any]:
     counts = count_rows(dd)
-    folds: Counter[int] = Counter(f for ds in dd.values() for f in ds["fold"])
+    folds: Counter[int] = Counter(f for ds in dd.values() for f in columns(ds, "fold")["fold"])
     return {
         "name": cfg.data.name,
         "kind": cfg.data.kind,
