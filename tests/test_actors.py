@@ -251,3 +251,27 @@ def test_default_registry_aliases_on_seed_phrases(default_registry: ActorRegistr
     }
     for text, expected in cases.items():
         assert found(default_registry, text) == expected, text
+
+
+def test_seed_annotations_name_actors_the_registry_finds_in_their_sentence(default_registry: ActorRegistry) -> None:
+    """Every gold row's actor resolves and is found in its sentence: an alias edit that drops a
+    labelled mention fails here, not silently in the dataset build."""
+    import csv
+
+    from stance.labels import LABELS
+
+    path = CONFIG_DIR.parent / "data" / "annotations" / "seed.csv"
+    with open(path, encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["article_id", "actor_id", "label", "sentence", "note"]
+    assert len(rows) >= 150
+    keys = set()
+    for i, row in enumerate(rows, start=2):
+        actor = default_registry.resolve(row["actor_id"])
+        assert actor is not None and actor.id == row["actor_id"], (i, row["actor_id"])
+        assert row["label"] in LABELS, (i, row["label"])
+        assert actor.id in {m.actor_id for m in default_registry.find(row["sentence"])}, (i, row["sentence"])
+        key = (row["article_id"], actor.id, row["sentence"])
+        assert key not in keys, (i, "duplicate")
+        keys.add(key)
+    assert {r["label"] for r in rows} == set(LABELS)
