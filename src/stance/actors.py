@@ -55,7 +55,7 @@ class Actor:
     aliases: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Mention:
     """A mention of ``actor_id`` at ``text[start:end] == text`` (end exclusive)."""
 
@@ -264,7 +264,9 @@ class ActorRegistry:
         lookup = self._by_surface
         for match in self._pattern.finditer(text):
             surface = match.group()
-            out.append(Mention(lookup[_norm(surface)], surface, match.start(), match.end()))
+            # Most surfaces are keys as they stand; normalise only line breaks, curly quotes ...
+            actor_id = lookup.get(surface) or lookup[_norm(surface)]
+            out.append(Mention(actor_id, surface, match.start(), match.end()))
         return out
 
     def __repr__(self) -> str:
