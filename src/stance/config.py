@@ -111,8 +111,7 @@ class DataConfig:
     files: dict[str, str] = field(default_factory=dict)
     columns: ColumnsConfig = field(default_factory=ColumnsConfig)
     # raw label value (as a string) -> one of stance.labels.LABELS
-    # keys may be numbers on the command line: data.label_map={-1: critical, 0: neutral, 1: supportive}
-    label_map: dict[Any, str] = field(default_factory=dict)
+    label_map: dict[str, str] = field(default_factory=dict)
     split: SplitConfig = field(default_factory=SplitConfig)
     processed_dir: str = "data/processed"
 
