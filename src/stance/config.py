@@ -235,13 +235,31 @@ def job_dirname(override_dirname: str) -> str:
 
     Hydra joins ``hydra.sweep.subdir`` onto the sweep dir with ``os.path.join``, so an empty
     ``override_dirname`` (a seed-only sweep) would make ``/seed=1`` an absolute path and a ``/``
-    in a value (``model.name_or_path=/x/y``) would nest folders or climb out with ``..``.
+    in a value (``model.name_or_path=/x/y``) would nest folders or climb out with ``..``. Names
+    over 240 bytes get their long values replaced by ``~<sha1>`` (``.hydra/overrides.yaml``
+    keeps the full overrides).
     """
     import hashlib
+    import re
+
+    def digest(text: str, n: int) -> str:
+        return hashlib.sha1(text.encode()).hexdigest()[:n]
+
+    def size(text: str) -> int:  # the limit is in bytes, not characters
+        return len(text.encode())
 
     name = override_dirname.replace("/", "%2F").replace("\\", "%5C") or "default"
-    if len(name) > 200:  # file names are limited to 255 bytes; keep it unique with a hash
-        name = f"{name[:180]}~{hashlib.sha1(name.encode()).hexdigest()[:10]}"
+    if size(name) > 240:  # file names are limited to 255 bytes: hash the longest values until it fits
+        items = [i.partition("=") for i in re.split(r",(?=[\w.+~-]+=)", name)]
+        values = [v for _, _, v in items]
+        for i in sorted(range(len(items)), key=lambda i: -len(values[i])):
+            if size(",".join(f"{k}={v}" for (k, _, _), v in zip(items, values))) <= 240:
+                break
+            if len(values[i]) > 9:
+                values[i] = f"~{digest(values[i], 8)}"
+        name = ",".join(f"{k}={v}" for (k, _, _), v in zip(items, values))
+    if size(name) > 240:
+        name = f"{name.encode()[:220].decode(errors='ignore')}~{digest(name, 10)}"
     return name
 
 
