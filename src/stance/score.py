@@ -174,9 +174,15 @@ def load_scoring_model(model_dir: str | os.PathLike[str], precision: str = "fp32
     if scoring.kind == "transformer":
         classifier.model.eval()
         if precision == "int8":
-            # int8 weights, activations quantised on the fly: the Linear layers hold most FLOPs
-            classifier.model = torch.ao.quantization.quantize_dynamic(
-                classifier.model, {torch.nn.Linear}, dtype=torch.qint8)
+            # int8 weights, activations quantised on the fly: the Linear layers hold most FLOPs.
+            # torch.ao.quantization warns that it moves to torchao; it still works in this torch.
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
+                classifier.model = torch.ao.quantization.quantize_dynamic(
+                    classifier.model, {torch.nn.Linear}, dtype=torch.qint8)
         log.info("model %s: input %s, max_length %d, %s, %d thread(s)", path, classifier.input_format,
                  classifier.max_length, precision, torch.get_num_threads())
     else:
@@ -552,12 +558,8 @@ def run_scoring(cfg: ScoreConfig | Any) -> dict[str, Any]:
     Raises StanceError for a missing model_dir, input or output_dir, or a resumption with
     different settings.
     """
-    import torch
-    from tqdm.auto import tqdm
-
     from stance.actors import ActorRegistry
     from stance.articles import Problem, input_files, iter_articles
-    from stance.pairs import PAIR_COLUMNS, article_pairs
 
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
@@ -570,6 +572,12 @@ def run_scoring(cfg: ScoreConfig | Any) -> dict[str, Any]:
         raise StanceError("output_dir: no output folder given (output_dir=OUT)")
     out = Path(str(out_value)).expanduser()
     out.mkdir(parents=True, exist_ok=True)
+    # heavy imports after the checks, so a typo in a path fails in a second, not after torch loads
+    import torch
+    from tqdm.auto import tqdm
+
+    from stance.pairs import PAIR_COLUMNS, article_pairs
+
     registry = ActorRegistry.from_config(cfg.actors)
     if len(registry) == 0:
         raise StanceError("actors: the actor registry is empty (actors=<registry>)")
@@ -661,7 +669,7 @@ def run_scoring(cfg: ScoreConfig | Any) -> dict[str, Any]:
     if len(actors):
         from stance.plots import plot_stance_by_actor
 
-        plot_stance_by_actor(actors, plot_path, title=f"Stance by actor ({total_articles} articles)")
+        plot_stance_by_actor(actors, plot_path, title=f"Stance by actor ({total_articles} article{'s' if total_articles != 1 else ''})")
     elif plot_path.exists():
         plot_path.unlink()
 
