@@ -45,14 +45,18 @@ def is_url(path: str) -> bool:
 def resolve_files(data: Any) -> dict[str, str]:
     """{split: path or URL} of ``data.files``, each relative to ``data.source`` unless absolute.
 
-    Local files must exist (StanceError naming the missing file and its config key).
+    A split whose file is empty is left out (``data.files.validation_mt=''``: Hydra merges dict
+    overrides, so a split cannot be deleted). Local files must exist (StanceError naming the
+    missing file and its config key).
     """
     if not data.files:
         raise StanceError(f"data.files: no files given for data.kind={data.kind} (e.g. data.files.train=FILE)")
     source = str(data.source or "")
     out: dict[str, str] = {}
     for split, name in data.files.items():
-        name = str(name)
+        name = "" if name is None else str(name).strip()
+        if not name:
+            continue
         if is_url(name) or Path(name).is_absolute() or not source:
             path = name
         elif is_url(source):
@@ -62,6 +66,8 @@ def resolve_files(data: Any) -> dict[str, str]:
         if not is_url(path) and not Path(path).is_file():
             raise StanceError(f"{path}: no such file (data.files.{split}, data.source={source!r})")
         out[str(split)] = path
+    if not out:
+        raise StanceError(f"data.files: every file name is empty for data.kind={data.kind}")
     return out
 
 
