@@ -172,6 +172,16 @@ def test_a_group_choice_not_overridden_takes_the_runs_resolved_value(tmp_path: P
     assert [r.values["model"] for r in comp.rows] == ["minilm", "tfidf_lr"]
 
 
+def test_an_override_equal_to_the_default_is_the_same_configuration(tmp_path: Path) -> None:
+    gold = gold_rows()
+    make_run(tmp_path / "a", ["train.epochs=4"], 1, noisy(gold, 4))  # config.yaml: epochs 4.0
+    make_run(tmp_path / "b", [], 2, noisy(gold, 5))
+    comp = compare_runs([tmp_path], bootstrap=0)
+    assert comp.keys == []
+    assert len(comp.rows) == 1 and comp.rows[0].seeds == ["1", "2"]
+    assert comp.rows[0].label == "all runs"
+
+
 def test_mixed_test_data_is_refused_unless_allowed(tmp_path: Path) -> None:
     gold = gold_rows()
     make_run(tmp_path, ["model=minilm"], 1, noisy(gold, 4), test_hash=HASH_A)

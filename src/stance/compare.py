@@ -72,22 +72,26 @@ class Run:
         return self.path / "predictions.jsonl"
 
     def resolved(self, key: str) -> str:
-        """The value ``key`` had in this run: its override, else its group choice or config value."""
-        if key in self.overrides:
-            return self.overrides[key]
+        """The value ``key`` had in this run: its config-group choice, else its resolved config value.
+
+        The config value (not the override's spelling) makes ``train.epochs=4`` and an untouched
+        default of ``4.0`` one configuration; the override string is the fallback (``~key``).
+        """
+        from omegaconf import OmegaConf
+
         if self._choices is None:
             self._choices = _read_choices(self.path / ".hydra" / "hydra.yaml")
         if key in self._choices:
             return self._choices[key]
         if self._config is None:
-            self._config = _read_yaml(self.path / ".hydra" / "config.yaml") or {}
-        from omegaconf import OmegaConf
-
+            self._config = OmegaConf.create(_read_yaml(self.path / ".hydra" / "config.yaml") or {})
         try:
-            value = OmegaConf.select(OmegaConf.create(self._config), key, default=None)
+            value = OmegaConf.select(self._config, key, default=None)
         except Exception:  # an interpolation that cannot resolve outside Hydra
             value = None
-        return "" if value is None else _scalar(value)
+        if value is None:
+            return self.overrides.get(key, "")
+        return _scalar(OmegaConf.to_container(value) if OmegaConf.is_config(value) else value)
 
 
 def _scalar(value: Any) -> str:
