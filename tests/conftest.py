@@ -61,3 +61,61 @@ def newsmtsc_dir() -> Path:
     if not (NEWSMTSC_DIR / "train.jsonl").exists():
         pytest.skip("../shared/newsmtsc is absent")
     return NEWSMTSC_DIR
+
+
+# Words that decide the stance toward the *marked* actor in toy sentences (learnable by a tiny model).
+_TOY_VERBS = {
+    "supportive": ["praised", "thanked", "welcomed"],
+    "critical": ["attacked", "blamed", "condemned"],
+    "neutral": ["met", "called", "visited"],
+}
+_TOY_ACTORS = [("trump", "Donald Trump", "Trump"), ("iran", "Iran", "Tehran"), ("un", "United Nations", "the UN")]
+
+
+def make_toy_rows(n: int = 60, seed: int = 0) -> list[dict]:
+    """``n`` synthetic rows in the dataset schema (label as an id), labels cycling through LABELS;
+    every sentence also mentions a second actor (in ``other_mentions``)."""
+    import random
+
+    from stance.labels import LABELS
+
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = LABELS[i % len(LABELS)]
+        actor_id, name, mention = _TOY_ACTORS[i % len(_TOY_ACTORS)]
+        other = _TOY_ACTORS[(i + 1) % len(_TOY_ACTORS)]
+        sentence = f"Officials {rng.choice(_TOY_VERBS[label])} {mention} on day {i} while {other[2]} watched."
+        start, o_start = sentence.index(mention), sentence.rindex(other[2])
+        rows.append(
+            {
+                "example_id": f"a{i // 4}:{i}:{actor_id}",
+                "article_id": f"a{i // 4}",
+                "sentence_idx": i,
+                "sentence": sentence,
+                "actor_id": actor_id,
+                "actor_name": name,
+                "mention": mention,
+                "mention_start": start,
+                "mention_end": start + len(mention),
+                "other_mentions": [
+                    {"actor_id": other[0], "mention": other[2], "start": o_start, "end": o_start + len(other[2])}
+                ],
+                "label": LABELS.index(label),
+                "group": f"g{i}",
+                "fold": i % 5,
+            }
+        )
+    return rows
+
+
+def make_toy_dataset(n: int = 60, seed: int = 0):
+    """A DatasetDict (train 60% / validation 20% / test 20%) of ``make_toy_rows`` with FEATURES."""
+    import datasets
+
+    from stance.dataset import FEATURES
+
+    rows = make_toy_rows(n, seed)
+    a, b = int(n * 0.6), int(n * 0.8)
+    parts = {"train": rows[:a], "validation": rows[a:b], "test": rows[b:]}
+    return datasets.DatasetDict({k: datasets.Dataset.from_list(v, features=FEATURES) for k, v in parts.items()})

@@ -151,6 +151,8 @@ class TrainingConfig:
     gradient_accumulation_steps: int = 1
     # batches of similar-length examples (less padding: faster on CPU), still shuffled
     group_by_length: bool = True
+    # stop (after a last validation + checkpoint) once training has run this long; 0 = no limit
+    time_limit_minutes: float = 0.0
 
 
 @dataclass
