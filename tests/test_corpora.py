@@ -195,3 +195,13 @@ def test_build_dataset_dispatches_to_newsmtsc(newsmtsc_dir, tmp_path):
     assert manifest["rows"] == {"train": 8739, "validation": 343, "validation_mt": 442}
     assert [Path(e["path"]).name for e in manifest["inputs"]] == ["train.jsonl", "dev_rw.jsonl", "dev_mt.jsonl"]
     assert sum(manifest["labels"]["train"].values()) == 8739
+
+
+def test_newsmtsc_bad_json_and_empty_file(tmp_path, registry):
+    data = compose_build("data=newsmtsc", f"data.source={tmp_path}", *ONLY_TRAIN).data
+    (tmp_path / "train.jsonl").write_text("")
+    with pytest.raises(StanceError, match=r"train\.jsonl: empty file$"):
+        load_newsmtsc(data, registry)
+    (tmp_path / "train.jsonl").write_text(json.dumps(mtsc(1, "Trump spoke.", "Trump", 0)) + "\n{broken\n")
+    with pytest.raises(StanceError, match=r"train\.jsonl:2: not valid JSON \(Expecting property name"):
+        load_newsmtsc(data, registry)

@@ -22,6 +22,7 @@ from stance.dataset import (
     add_groups,
     check_split_config,
     make_features,
+    quiet_datasets,
     read_csv_rows,
     split_rows,
     to_dataset,
@@ -138,6 +139,28 @@ def newsmtsc_row(rec: dict[str, Any], where: str, registry: Any) -> dict[str, An
     }
 
 
+def check_json_lines(path: str) -> None:
+    """Raise StanceError ``file:line: ...`` for the first line of a local JSONL file that is not a
+    JSON object, or for an empty file."""
+    empty = True
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for line, text in enumerate(fh, 1):
+                if not text.strip():
+                    continue
+                empty = False
+                try:
+                    rec = json.loads(text)
+                except ValueError as err:
+                    raise StanceError(f"{path}:{line}: not valid JSON ({err})") from None
+                if not isinstance(rec, dict):
+                    raise StanceError(f"{path}:{line}: expected a JSON object, got {type(rec).__name__}")
+    except UnicodeDecodeError as err:
+        raise StanceError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    if empty:
+        raise StanceError(f"{path}: empty file")
+
+
 def load_newsmtsc(data: Any, registry: Any) -> datasets.DatasetDict:
     """NewsMTSC JSONL files (``data.files``: split -> file under ``data.source``) as a DatasetDict.
 
@@ -149,8 +172,11 @@ def load_newsmtsc(data: Any, registry: Any) -> datasets.DatasetDict:
     check_split_config(data.split)
     splits: dict[str, list[dict[str, Any]]] = {}
     for split, path in resolve_files(data).items():
+        if not is_url(path):
+            check_json_lines(path)  # exact file:line errors before datasets' own (row-less) ones
         try:
-            ds = datasets.load_dataset("json", data_files={"data": path}, split="data")
+            with quiet_datasets():
+                ds = datasets.load_dataset("json", data_files={"data": path}, split="data")
         except Exception as err:  # datasets wraps JSON, network and schema errors differently
             message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise StanceError(f"{path}: cannot read as NewsMTSC JSON lines ({message})") from None
@@ -170,7 +196,8 @@ def _records(path: str) -> Iterator[tuple[str, dict[str, Any]]]:
     if suffix not in (".csv", ".jsonl", ".json"):
         raise StanceError(f"{path}: unsupported file type {suffix or '(none)'!r} (expected .csv or .jsonl)")
     if is_url(path):
-        ds = datasets.load_dataset("csv" if suffix == ".csv" else "json", data_files={"data": path}, split="data")
+        with quiet_datasets():
+            ds = datasets.load_dataset("csv" if suffix == ".csv" else "json", data_files={"data": path}, split="data")
         offset = 2 if suffix == ".csv" else 1
         for i, rec in enumerate(ds.to_list()):
             yield f"{path}:{i + offset}", rec

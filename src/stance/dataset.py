@@ -14,13 +14,14 @@ near-duplicates cannot leak from train into test.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
 import random
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -500,16 +501,22 @@ def build_dataset(cfg: Any) -> tuple[datasets.DatasetDict, dict[str, Any]]:
 def save_built(result: BuildResult, path: str | Path) -> Path:
     """Write ``result`` to the folder ``path`` atomically (a failed write leaves no folder)."""
     path = Path(path)
+    with quiet_datasets(), atomic_path(path) as tmp:
+        _write_built(result, tmp)
+    log.info("wrote %s", path)
+    return path
+
+
+@contextlib.contextmanager
+def quiet_datasets() -> Iterator[None]:
+    """Silence the ``datasets`` progress bars (one per tiny split or file is noise) for a block."""
     bars = datasets.is_progress_bar_enabled()
-    datasets.disable_progress_bars()  # one bar per (often tiny) split is noise
+    datasets.disable_progress_bars()
     try:
-        with atomic_path(path) as tmp:
-            _write_built(result, tmp)
+        yield
     finally:
         if bars:
             datasets.enable_progress_bars()
-    log.info("wrote %s", path)
-    return path
 
 
 def _write_built(result: BuildResult, tmp: Path) -> None:
