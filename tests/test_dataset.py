@@ -310,3 +310,10 @@ def test_meta_columns_are_string_columns(tmp_path):
     rows = rows_of(dd)
     assert [(r["actor_id"], r["outlet"], r["year"]) for r in rows] == [("trump", "Post", "2025")]
     assert m["unlabelled"] == 2  # Putin in the title and in the sentence
+
+
+def test_seed_by_article_warns_about_empty_splits(tmp_path):
+    result = build(compose_build("data.split.group_by=article", f"output_dir={tmp_path}"))
+    assert result.manifest["rows"] == {"train": result.manifest["labelled"], "validation": 0, "test": 0}
+    assert "split(s) validation, test empty: 1 group(s)" in result.warnings[0]
+    assert result.warnings[1] == "1 group(s) for 5 folds: some folds are empty"

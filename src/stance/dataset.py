@@ -452,6 +452,16 @@ def _build_articles(cfg: Any, registry: Any) -> BuildResult:
         )
     if not labelled:
         warnings.append("no pair has a label: the splits are empty")
+    else:
+        n_groups = len({r["group"] for r in labelled})
+        empty = [s for s, rs in splits.items() if not rs]
+        if empty:
+            warnings.append(
+                f"split(s) {', '.join(empty)} empty: {n_groups} group(s) for {len(labelled)} rows "
+                f"(data.split.group_by={data.split.group_by})"
+            )
+        if n_groups < data.split.folds:
+            warnings.append(f"{n_groups} group(s) for {data.split.folds} folds: some folds are empty")
     extra = {
         "articles": n_articles,
         "pairs": len(rows),
@@ -459,9 +469,10 @@ def _build_articles(cfg: Any, registry: Any) -> BuildResult:
         "unlabelled": len(unlabelled),
         "stale_annotations": len(stale),
         "pending_annotations": annotations.pending,
+        # the first 100, to find them; the count above is complete
         "stale": [
             {"where": a.where, "article_id": a.article_id, "actor_id": a.actor_id, "sentence": a.sentence}
-            for a in stale
+            for a in stale[:100]
         ],
     }
     return BuildResult(dd, _manifest(cfg, dd, extra), unlabelled, warnings)
