@@ -85,7 +85,8 @@ def _tiny_args(tiny_model_dir: Path, tmp_path: Path) -> list[str]:
 def test_sweep_2x2_then_compare(tiny_model_dir: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     _train(
-        ["-m", "model.input_format=markers,pair", "seed=1,2", f"hydra.sweep.dir={sweep}", *_tiny_args(tiny_model_dir, tmp_path)],
+        ["-m", "model.input_format=markers,pair", "seed=1,2", f"hydra.sweep.dir={sweep}"]
+        + _tiny_args(tiny_model_dir, tmp_path),
         tmp_path,
     )
     runs = sorted(p.parent.parent for p in sweep.rglob(".hydra/overrides.yaml"))

@@ -18,7 +18,8 @@ Contract:
   the mean of its seeds' macro-F1 on that resample (pooled, like the table), so the interval
   reflects test-set sampling of the seed-averaged score; seed-to-seed spread is the ``std``
   column. Reported: the observed macro-F1 difference (config - best), its 95% percentile
-  interval and a two-sided p-value ``min(1, 2 * (min(#d <= 0, #d >= 0) + 1) / (N + 1))``.
+  interval and a two-sided p-value ``min(1, 2 * (min(#d < 0, #d > 0) + #d == 0 / 2 + 1) / (N + 1))``
+  (N resamples; identical predictions give p = 1, the smallest p is 2 / (N + 1)).
 * Runs evaluated on different test data (``run.json`` ``test_data_hash``) are refused unless
   ``allow_mixed_test_data``; then a ``test_data`` column shows each row's hash.
 * Runs that are running, failed or have no ``metrics.json`` are rows with that status (one row
@@ -269,7 +270,10 @@ def paired_bootstrap(
     # float noise: identical predictions give exact zeros, but guard against 1e-17 differences
     d = np.where(np.abs(d) < 1e-12, 0.0, d)
     low, high = np.quantile(d, [0.025, 0.975])
-    extreme = min(int((d <= 0).sum()), int((d >= 0).sum()))
+    # mid-p: a resample with no difference (common when two runs disagree on few rows) counts half
+    # to each side; +1 keeps p above 0 with a finite number of resamples
+    ties = 0.5 * int((d == 0).sum())
+    extreme = min(int((d < 0).sum()), int((d > 0).sum())) + ties
     p_value = min(1.0, 2.0 * (extreme + 1) / (n + 1))
     return Difference(observed, float(low), float(high), p_value, rows)
 
@@ -440,7 +444,8 @@ def table(comp: Comparison) -> tuple[list[str], list[list[str]]]:
             cells.append(str(row.runs[0].test_data_hash or "")[:8])
         seeds = ",".join(row.seeds)
         cells += [row.status, f"{len(row.runs)} ({seeds})" if len(row.runs) > 1 else seeds]
-        cells += [_fmt(row.mean.get(m, float("nan")), row.std.get(m, float("nan")), len(row.runs)) for m in comp.metrics]
+        nan = float("nan")
+        cells += [_fmt(row.mean.get(m, nan), row.std.get(m, nan), len(row.runs)) for m in comp.metrics]
         if row.reference:
             cells += ["(best)", ""]
         elif row.diff is not None and row.diff.n_rows and not math.isnan(row.diff.low):
