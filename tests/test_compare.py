@@ -108,6 +108,17 @@ def test_bootstrap_small_difference_is_not_significant() -> None:
     assert d.low < 0 < d.high
 
 
+def test_bootstrap_runs_differing_on_one_row_are_not_significant() -> None:
+    # most resamples miss or tie on the one differing row: ties count half, so p stays high
+    gold = gold_rows(30)
+    labels = [g for _, g in gold]
+    a = [labels[0]] + ["neutral"] * 29
+    b = ["neutral"] * 30
+    d = paired_bootstrap(labels, [a], [b], n=1000, seed=0)
+    assert d.delta > 0 and d.low == 0.0
+    assert d.p_value > 0.3
+
+
 def test_bootstrap_multi_seed_uses_the_seed_mean() -> None:
     gold = gold_rows(60)
     labels = [g for _, g in gold]
