@@ -45,6 +45,7 @@ ONLY_TRAIN = ("data.files.validation=''", "data.files.validation_mt=''")
 
 
 # --- NewsMTSC ----------------------------------------------------------------------------------
+@pytest.mark.newsmtsc
 def test_newsmtsc_real_files(newsmtsc_dir, registry):
     data = compose_build("data=newsmtsc", f"data.source={newsmtsc_dir}").data
     dd = load_newsmtsc(data, registry)
@@ -190,6 +191,7 @@ def test_labelled_mention_column_without_label_map(tmp_path, registry):
         load_labelled(data, registry)
 
 
+@pytest.mark.newsmtsc
 def test_build_dataset_dispatches_to_newsmtsc(newsmtsc_dir, tmp_path):
     dd, manifest = build_dataset(compose_build("data=newsmtsc", f"data.source={newsmtsc_dir}", f"output_dir={tmp_path}"))
     assert manifest["rows"] == {"train": 8739, "validation": 343, "validation_mt": 442}

@@ -126,7 +126,7 @@ def sentence_groups(sentences: Sequence[str], articles: Sequence[str | None] | N
             if art:
                 by_article[art].add(key)
         for members in by_article.values():
-            ordered = sorted(members, key=len)
+            ordered = sorted(members, key=lambda k: (len(k), k))
             for i, short in enumerate(ordered):
                 if len(short) < _MIN_CONTAINED_CHARS:
                     continue
