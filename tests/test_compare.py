@@ -174,6 +174,20 @@ def test_table_matches_metrics_files_and_is_sorted_best_first(tmp_path: Path) ->
     assert text.splitlines()[2].startswith("1     minilm")
 
 
+def test_metric_chooses_the_sort_and_comes_first(tmp_path: Path) -> None:
+    gold = gold_rows()
+    make_run(tmp_path, ["model=minilm"], 1, noisy(gold, 8))
+    run = make_run(tmp_path, ["model=tfidf_lr"], 1, noisy(gold, 4), model="tfidf_lr")
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["validation_macro_f1"] = 0.99  # best on validation, worse on test
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    comp = compare_runs([tmp_path], metric="validation_macro_f1", metrics=["test_macro_f1"], bootstrap=0)
+    header, body = table(comp)
+    assert header[4:6] == ["validation_macro_f1", "test_macro_f1"]
+    assert [row[1] for row in body] == ["tfidf_lr", "minilm"]
+    assert body[0][4] == "0.990"
+
+
 def test_a_group_choice_not_overridden_takes_the_runs_resolved_value(tmp_path: Path) -> None:
     gold = gold_rows()
     make_run(tmp_path / "a", [], 1, noisy(gold, 5), model="minilm")  # default model, no overrides
