@@ -7,9 +7,10 @@ compare reads ``.hydra/overrides.yaml`` (what was varied), ``run.json`` (status,
 
 Contract:
 
-* Columns: one per override key whose value differs between runs (a key a run did not override
-  takes that run's resolved value: its config-group choice or its ``.hydra/config.yaml`` value),
-  then the chosen metrics, ``--metric`` first; rows sorted by ``--metric``, higher first.
+* Columns: one per override key (any run's) whose value differs between runs, the value being
+  each run's resolved one (its config-group choice or its ``.hydra/config.yaml`` value, so a run
+  that did not override a key still has it), then the chosen metrics, ``--metric`` first; rows
+  sorted by ``--metric``, higher first.
 * Runs whose overrides differ only by ``seed`` form one configuration row: the mean over seeds,
   the sample standard deviation (ddof=1; blank for one seed) and the number of seeds.
 * Significance: a paired bootstrap over the test rows every run of both configurations
