@@ -35,7 +35,7 @@ _ = _config
 
 
 # --- shared with stance.train ------------------------------------------------------------------
-def test_data_hash(rows: Sequence[Mapping[str, Any]]) -> str:
+def examples_hash(rows: Sequence[Mapping[str, Any]]) -> str:
     """sha256 over the rows' ``example_id`` + gold label (sorted): two runs with the same hash were
     scored on the same examples with the same gold labels, so their metrics are comparable."""
     keys = sorted(f"{r['example_id']}\t{_label_name(r['label'])}" for r in rows)
@@ -253,7 +253,7 @@ def run_evaluation(cfg: Any, output_dir: str | Path | None = None) -> dict[str, 
     metrics[f"{name}_examples_per_s"] = len(rows) / elapsed if elapsed > 0 else float("nan")
     notes = [
         f"model: `{cfg.model_dir}`",
-        f"data: `{cfg.file or cfg.data.name}` ({name}), test data hash `{test_data_hash(rows)[:16]}`",
+        f"data: `{cfg.file or cfg.data.name}` ({name}), test data hash `{examples_hash(rows)[:16]}`",
     ]
     write_evaluation(output_dir, metrics, name, rows, probs, f"Evaluation of {cfg.model_dir}", [name], notes)
     log_metrics(metrics, [name])

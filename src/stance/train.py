@@ -30,7 +30,7 @@ import numpy as np
 from stance import config as _config  # registers the schemas
 from stance.config import to_container
 from stance.errors import StanceError, reports_errors
-from stance.evaluate import evaluate_rows, log_metrics, prediction_rows, test_data_hash, write_evaluation
+from stance.evaluate import evaluate_rows, examples_hash, log_metrics, prediction_rows, write_evaluation
 from stance.io import atomic_path, write_json, write_jsonl
 from stance.labels import LABELS
 from stance.metrics import compute_metrics
@@ -481,7 +481,7 @@ def _run(cfg: Any, out: Path, data: Any | None, record: dict[str, Any], t_start:
         status="completed",
         finished_at=_now(),
         primary_metric={"name": primary_name, "value": primary},
-        test_data_hash=test_data_hash(focus_rows) if focus_rows else None,
+        test_data_hash=examples_hash(focus_rows) if focus_rows else None,
         predictions_split=focus,
         timings=timings,
         train_examples_per_s=info.get("train_examples_per_s"),
