@@ -228,6 +228,21 @@ def test_reduced_precision_stays_close(seed_run, tiny_model_dir, tmp_path, preci
     assert np.abs(a - b).max() < 0.05
 
 
+def test_onnx_backend_gives_the_torch_numbers(seed_run, tiny_model_dir, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    monkeypatch.setenv("STANCE_CACHE", str(tmp_path / "cache"))
+    _, out32, _ = seed_run
+    out = tmp_path / "onnx"
+    record = score.run_scoring(make_cfg(tiny_model_dir, str(SEED_FILE), out, "score.backend=onnx"))
+    assert record["model"]["backend"] == "onnx"
+    assert len(list((tmp_path / "cache" / "onnx").glob("*.onnx"))) == 1  # exported once, cached
+    a = pd.read_parquet(out32 / "mentions")
+    b = pd.read_parquet(out / "mentions")
+    np.testing.assert_allclose(b[PROB_COLS].to_numpy(), a[PROB_COLS].to_numpy(), atol=1e-5)
+    assert list(a["label"]) == list(b["label"])
+
+
 def test_errors_name_the_problem(tiny_model_dir, tmp_path):
     with pytest.raises(StanceError, match=r"^model_dir: /nonexistent/model: no such folder \(expected a "
                                           r"trained model, e\.g\. RUN/model\)$"):
@@ -240,8 +255,12 @@ def test_errors_name_the_problem(tiny_model_dir, tmp_path):
     with pytest.raises(StanceError, match=r"^score\.precision: unknown value 'fp8' \(expected one of fp32, "
                                           r"bf16, int8\)$"):
         score.run_scoring(make_cfg(tiny_model_dir, str(SEED_FILE), tmp_path / "o", "score.precision=fp8"))
-    with pytest.raises(StanceError, match=r"^score\.backend: 'onnx' is not available \(supported: torch\)$"):
-        score.run_scoring(make_cfg(tiny_model_dir, str(SEED_FILE), tmp_path / "o", "score.backend=onnx"))
+    with pytest.raises(StanceError, match=r"^score\.backend: 'tensorrt' is not available \(supported: torch, onnx\)$"):
+        score.run_scoring(make_cfg(tiny_model_dir, str(SEED_FILE), tmp_path / "o", "score.backend=tensorrt"))
+    with pytest.raises(StanceError, match=r"^score\.precision=int8 needs score\.backend=torch \(the onnx backend "
+                                          r"runs fp32\)$"):
+        score.run_scoring(make_cfg(tiny_model_dir, str(SEED_FILE), tmp_path / "o", "score.backend=onnx",
+                                   "score.precision=int8"))
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -51,7 +51,7 @@ from stance.labels import LABELS
 log = logging.getLogger("stance.score")
 
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "int8")
-BACKENDS: tuple[str, ...] = ("torch",)
+BACKENDS: tuple[str, ...] = ("torch", "onnx")
 FORMATS: tuple[str, ...] = ("parquet", "csv", "jsonl")
 STATE_DIR = ".score-state"
 MENTIONS_DIR = "mentions"
@@ -71,6 +71,9 @@ class ScoringModel:
     precision: str
     model_dir: Path
     labels: tuple[str, ...] = LABELS
+    backend: str = "torch"
+    # an onnxruntime.InferenceSession when backend == "onnx"
+    session: Any = None
 
     @property
     def kind(self) -> str:
@@ -132,6 +135,12 @@ class ScoringModel:
     def _forward(self, batch: dict[str, Any]) -> np.ndarray:
         import torch
 
+        if self.session is not None:
+            feed = {i.name: batch[i.name].numpy() for i in self.session.get_inputs()}
+            logits = self.session.run(None, feed)[0].astype(np.float32)
+            logits -= logits.max(axis=1, keepdims=True)
+            exp = np.exp(logits)
+            return exp / exp.sum(axis=1, keepdims=True)
         model = self.classifier.model
         with torch.inference_mode():
             if self.precision == "bf16":
@@ -153,12 +162,15 @@ def _check_model_dir(model_dir: Any) -> Path:
 
 
 def load_scoring_model(model_dir: str | os.PathLike[str], precision: str = "fp32",
-                       threads: int = 0) -> ScoringModel:
+                       threads: int = 0, backend: str = "torch",
+                       cache_dir: str | os.PathLike[str] | None = None) -> ScoringModel:
     """Load a saved model folder for scoring (``stance.models.load_classifier``).
 
     ``precision`` (transformers only): fp32; bf16 (``torch.autocast`` on CPU); int8 (dynamic
-    quantisation of the Linear layers, ``torch.ao.quantization.quantize_dynamic``). Raises
-    StanceError for a missing folder, a label set other than LABELS or an unknown precision.
+    quantisation of the Linear layers, ``torch.ao.quantization.quantize_dynamic``).
+    ``backend``: torch, or onnx (fp32 only: the model exported once to ONNX, cached under
+    ``cache_dir`` by content hash, run with ONNX Runtime). Raises StanceError for a missing
+    folder, a label set other than LABELS, an unknown precision or an unsupported combination.
     """
     import torch
 
@@ -169,10 +181,23 @@ def load_scoring_model(model_dir: str | os.PathLike[str], precision: str = "fp32
         raise StanceError(f"score.precision: unknown value {precision!r} (expected one of {', '.join(PRECISIONS)})")
     if threads > 0:
         torch.set_num_threads(threads)
+    if backend not in BACKENDS:
+        raise StanceError(f"score.backend: {backend!r} is not available (supported: {', '.join(BACKENDS)})")
+    if backend == "onnx" and precision != "fp32":
+        raise StanceError(f"score.precision={precision} needs score.backend=torch (the onnx backend runs fp32)")
     classifier = load_classifier(path)
     scoring = ScoringModel(classifier, precision, path)
-    if scoring.kind == "transformer":
+    if scoring.kind == "transformer" and backend == "onnx":
+        scoring.backend = "onnx"
+        scoring.session = _onnx_session(classifier, path, Path(cache_dir) if cache_dir else None,
+                                        threads or torch.get_num_threads())
+        log.info("model %s: input %s, max_length %d, ONNX Runtime fp32, %d thread(s)", path,
+                 classifier.input_format, classifier.max_length, threads or torch.get_num_threads())
+    elif scoring.kind == "transformer":
         classifier.model.eval()
+        if precision == "bf16" and not _native_bf16():
+            log.warning("score.precision=bf16: this CPU has no native bfloat16 matmul (avx512_bf16 / amx_bf16); "
+                        "expect it to be much slower than fp32")
         if precision == "int8":
             # int8 weights, activations quantised on the fly: the Linear layers hold most FLOPs.
             # torch.ao.quantization warns that it moves to torchao; it still works in this torch.
@@ -188,6 +213,78 @@ def load_scoring_model(model_dir: str | os.PathLike[str], precision: str = "fp32
     else:
         log.info("model %s: %s baseline", path, scoring.kind)
     return scoring
+
+
+def _native_bf16() -> bool:
+    """Whether the CPU has bfloat16 matmul instructions (Linux: /proc/cpuinfo flags)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            flags = next((line for line in fh if line.startswith("flags")), "")
+    except OSError:
+        return True  # cannot tell: do not warn
+    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
+
+
+def onnx_cache_dir() -> Path:
+    """Where exported ONNX models are kept: $STANCE_CACHE or $XDG_CACHE_HOME/stance or ~/.cache/stance."""
+    base = os.environ.get("STANCE_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "stance"
+    return Path(base) / "onnx"
+
+
+def _onnx_session(classifier: Any, model_dir: Path, cache_dir: Path | None, threads: int) -> Any:
+    """An ONNX Runtime session for the classifier, exporting it once (cached by the model's hash).
+
+    The export traces the fp32 model with dynamic batch and length axes; ONNX Runtime then fuses
+    attention, layer norm and GELU, which eager PyTorch runs as separate kernels.
+    """
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise StanceError("score.backend=onnx needs onnxruntime and onnx (pip install onnxruntime onnx)") from None
+    cache = cache_dir or onnx_cache_dir()
+    onnx_path = cache / f"{_model_hash(model_dir)[:20]}.onnx"
+    if not onnx_path.exists():
+        _export_onnx(classifier, onnx_path)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = max(1, int(threads))
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+
+
+def _export_onnx(classifier: Any, onnx_path: Path) -> None:
+    import warnings
+
+    import torch
+
+    model, tokenizer = classifier.model.eval(), classifier.tokenizer
+    sample = tokenizer(["A short sentence about << someone >> .", "Another one."], padding=True,
+                       return_tensors="pt")
+    names = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in sample]
+
+    class Logits(torch.nn.Module):
+        """forward(*features) -> logits, with the features as positional inputs for the tracer."""
+
+        def __init__(self, inner: Any):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *features: Any) -> Any:
+            return self.inner(**dict(zip(names, features))).logits
+
+    log.info("exporting the model to ONNX (once per model): %s", onnx_path)
+    try:
+        with atomic_path(onnx_path) as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                Logits(model), tuple(sample[k] for k in names), str(tmp), input_names=names,
+                output_names=["logits"], dynamic_axes={**{k: {0: "batch", 1: "length"} for k in names},
+                                                       "logits": {0: "batch"}},
+                opset_version=17, dynamo=False,
+            )
+    except ImportError:
+        raise StanceError("score.backend=onnx needs onnxruntime and onnx (pip install onnxruntime onnx)") from None
 
 
 def _model_hash(path: Path) -> str:
@@ -229,6 +326,8 @@ def _check_options(cfg: ScoreConfig) -> None:
     opts = cfg.score
     if opts.backend not in BACKENDS:
         raise StanceError(f"score.backend: {opts.backend!r} is not available (supported: {', '.join(BACKENDS)})")
+    if opts.backend == "onnx" and opts.precision != "fp32":
+        raise StanceError(f"score.precision={opts.precision} needs score.backend=torch (the onnx backend runs fp32)")
     if opts.format not in FORMATS:
         raise StanceError(f"score.format: unknown value {opts.format!r} (expected one of {', '.join(FORMATS)})")
     for key in ("batch_size", "sort_window", "chunk_articles"):
@@ -582,7 +681,7 @@ def run_scoring(cfg: ScoreConfig | Any) -> dict[str, Any]:
     if len(registry) == 0:
         raise StanceError("actors: the actor registry is empty (actors=<registry>)")
     opts = cfg.score
-    sm = load_scoring_model(model_dir, opts.precision, int(opts.threads))
+    sm = load_scoring_model(model_dir, opts.precision, int(opts.threads), opts.backend)
     model_hash = _model_hash(model_dir)
     meta_columns = [m for m in spec.meta_columns if m not in PAIR_COLUMNS]
     state = ScoreState(out, _fingerprint(cfg, spec, model_hash))
@@ -597,7 +696,7 @@ def run_scoring(cfg: ScoreConfig | Any) -> dict[str, Any]:
                   "max_length": getattr(sm.classifier, "max_length", None),
                   "markers": list(getattr(sm.classifier, "markers", ()) or ()),
                   "precision": sm.precision if sm.kind == "transformer" else None,
-                  "backend": opts.backend, "threads": torch.get_num_threads()},
+                  "backend": sm.backend, "threads": int(opts.threads) or torch.get_num_threads()},
         "config": config_record,
     }
     write_json(out / "run.json", record)
