@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from stance.compare import compare_runs, main, paired_bootstrap, render_text, table
+from stance.compare import compare_runs, main, paired_bootstrap, render_text, table, write_comparison
 from stance.errors import StanceError
 from stance.labels import LABEL2ID, LABELS
 from stance.metrics import compute_metrics, macro_f1
@@ -228,7 +228,9 @@ def test_failed_and_interrupted_runs_are_rows_with_their_status(tmp_path: Path) 
     gold = gold_rows()
     make_run(tmp_path, ["model.input_format=markers"], 1, noisy(gold, 4))
     make_run(tmp_path, ["model.input_format=markers"], 2, noisy(gold, 5), status="running")
-    make_run(tmp_path, ["model.input_format=pair"], 1, noisy(gold, 3), status="failed")
+    failed = make_run(tmp_path, ["model.input_format=pair"], 1, noisy(gold, 3), status="failed")
+    info = json.loads((failed / "run.json").read_text())
+    (failed / "run.json").write_text(json.dumps({**info, "error": "RuntimeError: out of memory"}))
     make_run(tmp_path, ["model.input_format=both"], 1, noisy(gold, 3), write_metrics=False)
     bare = tmp_path / "killed" / "seed=3" / ".hydra"  # killed before run.json was written
     bare.mkdir(parents=True)
@@ -245,6 +247,9 @@ def test_failed_and_interrupted_runs_are_rows_with_their_status(tmp_path: Path) 
     ]
     assert comp.rows[0].runs[0].seed == 1 and len(comp.rows[0].runs) == 1  # the running seed is apart
     assert all(cell == "" for row in body[1:] for cell in row[status + 2 :])
+    write_comparison(comp, tmp_path / "out")
+    md = (tmp_path / "out" / "comparison.md").read_text()
+    assert "model.input_format=pair/seed=1`: failed (RuntimeError: out of memory)" in md
 
 
 # --- the CLI: outputs and one-line errors --------------------------------------------------------

@@ -66,6 +66,7 @@ class Run:
     seed: Any = None
     metrics: dict[str, float] = field(default_factory=dict)
     test_data_hash: str | None = None
+    error: str = ""  # run.json's one-line error of a failed run
     _config: Any = None
     _choices: dict[str, str] | None = None
 
@@ -177,6 +178,7 @@ def load_run(path: Path) -> Run:
     if status == "completed" and not metrics:
         status = "incomplete"  # run.json says done but metrics.json is missing
     run = Run(path=path, status=status, overrides=overrides, test_data_hash=info.get("test_data_hash"))
+    run.error = str(info.get("error") or "")
     seed = info.get("seed", overrides.get("seed"))
     run.seed = seed if seed is not None else (run.resolved("seed") or None)
     run.metrics = metrics
@@ -523,7 +525,11 @@ def write_comparison(comp: Comparison, out: Path) -> list[Path]:
         "configuration's seed-averaged test macro-F1 minus the best's, 95% percentile interval, "
         "two-sided p."
     )
-    runs = [f"- `{os.path.relpath(r.path, out)}`: {row.status}" for row in comp.rows for r in row.runs]
+    runs = [
+        f"- `{os.path.relpath(r.path, out)}`: {row.status}" + (f" ({r.error})" if r.error else "")
+        for row in comp.rows
+        for r in row.runs
+    ]
     md = "\n\n".join(["# Comparison", method, render_markdown(header, body), "## Runs\n\n" + "\n".join(runs)])
     write_text(out / "comparison.md", md + "\n")
     write_table(to_frame(comp, out), out / "comparison.csv")
