@@ -61,6 +61,7 @@ def main() -> None:
         f"train.max_steps={a.max_steps}",
         f"train.eval_steps={a.eval_steps}",
         "train.logging_steps=50",
+        "train.class_weights=false",  # NewsMTSC train is class-balanced by its authors
         f"threads={a.threads}",
         f"seed={a.seed}",
         *a.extra,

@@ -26,7 +26,7 @@ from stance import config as _config  # registers the schemas
 from stance.errors import StanceError, reports_errors
 from stance.io import write_json, write_jsonl, write_text
 from stance.labels import LABELS
-from stance.metrics import compute_metrics, confusion, per_actor
+from stance.metrics import actor_metrics, compute_metrics, confusion, per_actor
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def render_report(
             f"| {s} | {int(metrics[f'{s}_n'])} | {_fmt(metrics[f'{s}_macro_f1'])} ({ci}) | "
             f"{_fmt(metrics[f'{s}_f1_pn'])} | {_fmt(metrics[f'{s}_accuracy'])} | {_fmt(metrics[f'{s}_mean_recall'])} |"
         )
-    if f"cv_macro_f1_mean" in metrics:
+    if "cv_macro_f1_mean" in metrics:
         lines += ["", f"Cross-validation macro-F1: {_fmt(metrics['cv_macro_f1_mean'])} ± {_fmt(metrics['cv_macro_f1_std'])}"]
     if not preds:
         return "\n".join(lines) + "\n"
@@ -249,6 +249,7 @@ def run_evaluation(cfg: Any, output_dir: str | Path | None = None) -> dict[str, 
     ds, name = load_eval_data(cfg)
     rows = ds.to_list()
     metrics, probs = evaluate_rows(classifier, rows, prefix=name, bootstrap=cfg.eval.bootstrap, seed=cfg.seed)
+    metrics.update(actor_metrics([r["label"] for r in rows], probs.argmax(axis=1), [r["actor_id"] for r in rows], name))
     elapsed = time.perf_counter() - t0
     metrics[f"{name}_examples_per_s"] = len(rows) / elapsed if elapsed > 0 else float("nan")
     notes = [

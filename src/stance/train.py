@@ -33,7 +33,7 @@ from stance.errors import StanceError, reports_errors
 from stance.evaluate import evaluate_rows, examples_hash, log_metrics, prediction_rows, write_evaluation
 from stance.io import atomic_path, write_json, write_jsonl
 from stance.labels import LABELS
-from stance.metrics import compute_metrics
+from stance.metrics import actor_metrics, compute_metrics
 
 log = logging.getLogger(__name__)
 
@@ -373,8 +373,6 @@ def run_training(cfg: Any, output_dir: str | Path | None = None, data: Any | Non
     ``data`` (a DatasetDict in the row schema) replaces ``ensure_dataset(cfg)`` (tests, benchmarks).
     Returns the validation macro-F1, or ``cv_macro_f1_mean`` when ``eval.cv_folds`` > 1.
     """
-    import datasets
-
     if output_dir is None:
         from hydra.core.hydra_config import HydraConfig
 
@@ -454,6 +452,7 @@ def _run(cfg: Any, out: Path, data: Any | None, record: dict[str, Any], t_start:
         metrics.update(m)
         if s == focus:
             focus_rows, focus_probs = rows, p
+            metrics.update(actor_metrics([r["label"] for r in rows], p.argmax(axis=1), [r["actor_id"] for r in rows], s))
     timings["eval_s"] = round(time.perf_counter() - t0, 2)
 
     if cv_k > 1:
