@@ -60,6 +60,9 @@ def test_per_actor_breakdown():
     trump = rows[0]
     assert trump["n"] == 3 and trump["accuracy"] == pytest.approx(2 / 3)
     assert (trump["gold_supportive"], trump["gold_critical"], trump["pred_critical"]) == (2, 1, 2)
+    iran = rows[1]  # gold 1, 2, 2; predicted 1, 2, 0: labels 0, 1, 2 -> F1 0, 1, 2/3
+    assert iran["macro_f1"] == pytest.approx((0 + 1 + 2 / 3) / 3)
+    assert per_actor([2, 2], [2, 2], ["russia", "russia"])[0]["macro_f1"] == 1.0
     flat = actor_metrics(GOLD, PRED, actors, prefix="test", min_support=3)
     assert flat["test_actor_iran_n"] == 3.0 and "test_actor_iran_macro_f1" in flat
     assert actor_metrics(GOLD, PRED, actors, prefix="test", min_support=4) == {}
