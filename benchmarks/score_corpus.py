@@ -1,8 +1,8 @@
 """Synthetic article folders for the scoring benchmarks, made of real seed paragraphs.
 
-Each article is a title line and 2-8 paragraphs drawn (seeded, with replacement) from the seed
+Each article is a title line and 2-8 paragraphs (by default) drawn (seeded, with replacement) from the seed
 articles in seeds/, so sentence lengths, actor mentions and boilerplate are those of real news
-text; about one article in ten gets paragraphs without any registered actor as well.
+text (some paragraphs mention no registered actor, so some articles have none).
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ def seed_paragraphs(seed_dir: Path = REPO / "seeds") -> list[str]:
     return paras
 
 
-def make_corpus(folder: Path, n_articles: int, seed: int = 0) -> Path:
-    """Write ``n_articles`` .txt articles under ``folder`` (100 per subfolder); return ``folder``."""
+def make_corpus(folder: Path, n_articles: int, seed: int = 0, paragraphs: tuple[int, int] = (2, 8)) -> Path:
+    """Write ``n_articles`` .txt articles of ``paragraphs`` (min, max) paragraphs under ``folder``
+    (100 per subfolder); return ``folder``."""
     rng = random.Random(seed)
     paras = seed_paragraphs()
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n_articles):
-        body = [rng.choice(paras) for _ in range(rng.randint(2, 8))]
+        body = [rng.choice(paras) for _ in range(rng.randint(*paragraphs))]
         words = rng.choice(paras).split()[:8]
         title = " ".join(words).rstrip(",.;:") + f" ({i})"
         sub = folder / f"{i // 100:04d}"

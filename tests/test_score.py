@@ -143,6 +143,7 @@ def test_resumed_run_equals_clean_run(tiny_model_dir, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         score.run_scoring(make_cfg(tiny_model_dir, str(corpus), resumed, *opts))
     # what the interrupted run left is valid: one complete part and its done-list
+    assert json.loads((resumed / "run.json").read_text())["status"] == "interrupted"
     assert [p.name for p in (resumed / "mentions").iterdir()] == ["part-00000.parquet"]
     assert len(json.loads((resumed / ".score-state" / "part-00000.json").read_text())["articles"]) == 2
     monkeypatch.setattr(score, "write_part", real_write)

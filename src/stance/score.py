@@ -750,6 +750,14 @@ def run_scoring(cfg: ScoreConfig | Any) -> dict[str, Any]:
             if len(chunk_ids) >= int(opts.chunk_articles):
                 flush()
         flush()
+    except BaseException as err:
+        # the parts written so far stay valid; run.json says where the run stopped and why
+        record.update({"status": "interrupted" if isinstance(err, KeyboardInterrupt) else "failed",
+                       "error": f"{type(err).__name__}: {err}".splitlines()[0],
+                       "counts": {"articles_scored_now": n_scored, "mentions_scored_now": n_pairs,
+                                  "articles_already_scored": n_resumed, "problems": len(problems)}})
+        write_json(out / "run.json", record)
+        raise
     finally:
         bar.close()
     # reading, segmentation, mention finding, inference and part writing (not model loading)
