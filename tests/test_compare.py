@@ -188,6 +188,19 @@ def test_metric_chooses_the_sort_and_comes_first(tmp_path: Path) -> None:
     assert body[0][4] == "0.990"
 
 
+def test_sampled_floats_are_shortened_in_the_table_not_in_the_csv(tmp_path: Path) -> None:
+    gold = gold_rows()
+    make_run(tmp_path, ["train.learning_rate=2.368863950364079e-05"], 42, noisy(gold, 4))
+    make_run(tmp_path, ["train.learning_rate=5e-05"], 42, noisy(gold, 3))
+    comp = compare_runs([tmp_path], bootstrap=0)
+    header, body = table(comp)
+    assert header[1] == "train.learning_rate"
+    assert sorted(row[1] for row in body) == ["2.369e-05", "5e-05"]
+    write_comparison(comp, tmp_path)
+    with (tmp_path / "comparison.csv").open() as fh:
+        assert sorted(r["train.learning_rate"] for r in csv.DictReader(fh)) == ["2.368863950364079e-05", "5e-05"]
+
+
 def test_a_group_choice_not_overridden_takes_the_runs_resolved_value(tmp_path: Path) -> None:
     gold = gold_rows()
     make_run(tmp_path / "a", [], 1, noisy(gold, 5), model="minilm")  # default model, no overrides

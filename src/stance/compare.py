@@ -434,6 +434,15 @@ def _fmt(mean: float, std: float, n: int) -> str:
     return f"{mean:.3f} ± {std:.3f}" if n > 1 and not math.isnan(std) else f"{mean:.3f}"
 
 
+def _short(value: str) -> str:
+    """Sampled floats (Optuna's 2.368863950364079e-05) shown as 2.369e-05; the CSV keeps them whole."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return f"{number:.4g}" if len(value) > 8 and math.isfinite(number) else value
+
+
 def table(comp: Comparison) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the table as strings (what is printed and put in comparison.md)."""
     header = ["rank", *comp.keys]
@@ -442,7 +451,7 @@ def table(comp: Comparison) -> tuple[list[str], list[list[str]]]:
     header += ["status", "seeds", *comp.metrics, "Δ macro-F1 vs best [95% CI]", "p"]
     body = []
     for row in comp.rows:
-        cells = [str(row.rank) if row.rank else "-", *(row.values[k] for k in comp.keys)]
+        cells = [str(row.rank) if row.rank else "-", *(_short(row.values[k]) for k in comp.keys)]
         if comp.mixed_test_data:
             cells.append(str(row.runs[0].test_data_hash or "")[:8])
         seeds = ",".join(row.seeds)
