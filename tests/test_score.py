@@ -147,10 +147,13 @@ def test_resumed_run_equals_clean_run(tiny_model_dir, tmp_path, monkeypatch):
     assert [p.name for p in (resumed / "mentions").iterdir()] == ["part-00000.parquet"]
     assert len(json.loads((resumed / ".score-state" / "part-00000.json").read_text())["articles"]) == 2
     monkeypatch.setattr(score, "write_part", real_write)
+    # a write killed mid-way (kill -9) leaves a hidden temporary: never read, cleaned up on resume
+    (resumed / "mentions" / ".part-00001.parquet.abc.tmp").mkdir()
 
     record = score.run_scoring(make_cfg(tiny_model_dir, str(corpus), resumed, *opts))
     assert record["counts"]["articles_already_scored"] == 2
     assert record["counts"]["articles_scored_now"] == 5
+    assert not list((resumed / "mentions").glob(".*"))
     a, b = read_outputs(clean), read_outputs(resumed)
     for name in a:
         pd.testing.assert_frame_equal(a[name], b[name], check_exact=False, atol=1e-6)

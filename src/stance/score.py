@@ -32,6 +32,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -364,7 +365,8 @@ class ScoreState:
         self.done: set[str] = set()
         self.parts: list[int] = []
         fp_path = self.state / "fingerprint.json"
-        if fp_path.exists():
+        has_parts = any(self.state.glob("part-*.json")) if self.state.exists() else False
+        if fp_path.exists() and has_parts:
             old = json.loads(fp_path.read_text(encoding="utf-8"))
             if old != fingerprint:
                 changed = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
@@ -389,6 +391,10 @@ class ScoreState:
             if int(part.stem.split("-")[1]) not in listed:
                 log.warning("discarding %s (its done-list was never written)", part)
                 part.unlink()
+        # temporaries of writes killed mid-way (kill -9): never read, removed here
+        for folder in (self.mentions, self.state, self.out):
+            for tmp in folder.glob(".*.tmp") if folder.exists() else []:
+                shutil.rmtree(tmp, ignore_errors=True)
         if self.parts:
             log.info("resuming: %d part(s), %d article(s) already scored", len(self.parts), len(self.done))
 
