@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	# CPU build of torch first: a bare `torch` requirement would pull a multi-GB CUDA build.
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_SPEC)
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,onnx,sweep]'
 	touch $(STAMP)
 
 install: $(STAMP)
