@@ -94,7 +94,7 @@ def _actor(registry: Any, *names: str) -> tuple[str, str]:
     return normalise_name(first), first.strip()
 
 
-def _finish(splits: dict[str, list[dict[str, Any]]], folds: int, seed: int) -> datasets.DatasetDict:
+def finish_splits(splits: dict[str, list[dict[str, Any]]], folds: int, seed: int) -> datasets.DatasetDict:
     """Add groups (by sentence, unless set) and folds over all rows of all splits; build the DatasetDict."""
     everything = [r for rows in splits.values() for r in rows]
     if any("group" not in r for r in everything):
@@ -139,12 +139,12 @@ def newsmtsc_row(rec: dict[str, Any], where: str, registry: Any) -> dict[str, An
     }
 
 
-def check_json_lines(path: str) -> None:
-    """Raise StanceError ``file:line: ...`` for the first line of a local JSONL file that is not a
-    JSON object, or for an empty file."""
+def json_lines(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a local JSONL file; StanceError
+    ``file:line: ...`` for a line that is not a JSON object, for undecodable bytes or an empty file."""
     empty = True
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:
             for line, text in enumerate(fh, 1):
                 if not text.strip():
                     continue
@@ -155,10 +155,17 @@ def check_json_lines(path: str) -> None:
                     raise StanceError(f"{path}:{line}: not valid JSON ({err})") from None
                 if not isinstance(rec, dict):
                     raise StanceError(f"{path}:{line}: expected a JSON object, got {type(rec).__name__}")
+                yield line, rec
     except UnicodeDecodeError as err:
         raise StanceError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     if empty:
         raise StanceError(f"{path}: empty file")
+
+
+def check_json_lines(path: str) -> None:
+    """Raise StanceError ``file:line: ...`` for the first bad line of a local JSONL file."""
+    for _ in json_lines(path):
+        pass
 
 
 def load_newsmtsc(data: Any, registry: Any) -> datasets.DatasetDict:
@@ -186,11 +193,11 @@ def load_newsmtsc(data: Any, registry: Any) -> datasets.DatasetDict:
         # row i is line i + 1: NewsMTSC files have no blank lines
         splits[split] = [newsmtsc_row(rec, f"{path}:{i + 1}", registry) for i, rec in enumerate(ds.to_list())]
         log.info("%s: %d rows (%s)", path, len(splits[split]), split)
-    return _finish(splits, data.split.folds, data.split.seed)
+    return finish_splits(splits, data.split.folds, data.split.seed)
 
 
 # --- generic labelled CSV/JSONL ----------------------------------------------------------------
-def _records(path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+def labelled_records(path: str) -> Iterator[tuple[str, dict[str, Any]]]:
     """(file:line, record) of a labelled .csv or .jsonl file (local or URL)."""
     suffix = Path(path.split("?")[0]).suffix.lower()
     if suffix not in (".csv", ".jsonl", ".json"):
@@ -206,24 +213,8 @@ def _records(path: str) -> Iterator[tuple[str, dict[str, Any]]]:
         for line, row in read_csv_rows(Path(path), ()):
             yield f"{path}:{line}", row
         return
-    try:
-        with open(path, encoding="utf-8-sig") as fh:
-            empty = True
-            for line, text in enumerate(fh, 1):
-                if not text.strip():
-                    continue
-                empty = False
-                try:
-                    rec = json.loads(text)
-                except ValueError as err:
-                    raise StanceError(f"{path}:{line}: not valid JSON ({err})") from None
-                if not isinstance(rec, dict):
-                    raise StanceError(f"{path}:{line}: expected a JSON object, got {type(rec).__name__}")
-                yield f"{path}:{line}", rec
-            if empty:
-                raise StanceError(f"{path}: empty file")
-    except UnicodeDecodeError as err:
-        raise StanceError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    for line, rec in json_lines(path):
+        yield f"{path}:{line}", rec
 
 
 def _label(raw: Any, label_map: dict[str, str], where: str) -> str:
@@ -314,7 +305,7 @@ def load_labelled(data: Any, registry: Any) -> datasets.DatasetDict:
     files = resolve_files(data)
     per_file: dict[str, list[dict[str, Any]]] = {}
     for split, path in files.items():
-        rows = [labelled_row(rec, where, data, registry, label_map) for where, rec in _records(path)]
+        rows = [labelled_row(rec, where, data, registry, label_map) for where, rec in labelled_records(path)]
         if not rows:
             raise StanceError(f"{path}: no rows")
         per_file[split] = rows
@@ -327,5 +318,5 @@ def load_labelled(data: Any, registry: Any) -> datasets.DatasetDict:
         splits = split_rows(rows, data.split)
     else:
         splits = per_file
-    return _finish(splits, data.split.folds, data.split.seed)
+    return finish_splits(splits, data.split.folds, data.split.seed)
 

@@ -478,7 +478,7 @@ def _build_articles(cfg: Any, registry: Any) -> BuildResult:
     return BuildResult(dd, _manifest(cfg, dd, extra), unlabelled, warnings)
 
 
-def _registry(cfg: Any) -> Any:
+def registry_from_config(cfg: Any) -> Any:
     from stance.actors import ActorRegistry
 
     return ActorRegistry.from_config(cfg.actors)
@@ -486,7 +486,7 @@ def _registry(cfg: Any) -> Any:
 
 def build(cfg: Any) -> BuildResult:
     """Build the dataset of ``cfg`` in memory (nothing is written). See :func:`build_dataset`."""
-    registry = _registry(cfg)
+    registry = registry_from_config(cfg)
     kind = cfg.data.kind
     if kind == "articles":
         return _build_articles(cfg, registry)

@@ -199,12 +199,12 @@ def load_labelled_file(cfg: Any) -> Any:
     A file whose records carry NewsMTSC's fields (``polarity``, ``from``, ``to`` ...) is read as
     NewsMTSC; any other .jsonl/.csv through ``data.columns`` / ``data.label_map``.
     """
-    from stance.corpora import NEWSMTSC_FIELDS, _finish, _records, labelled_row, newsmtsc_row
-    from stance.dataset import _registry
+    from stance.corpora import NEWSMTSC_FIELDS, finish_splits, labelled_records, labelled_row, newsmtsc_row
+    from stance.dataset import registry_from_config
 
     path = str(cfg.file)
-    registry = _registry(cfg)
-    records = list(_records(path))
+    registry = registry_from_config(cfg)
+    records = list(labelled_records(path))
     if not records:
         raise StanceError(f"{path}: no rows")
     if all(f in records[0][1] for f in NEWSMTSC_FIELDS):
@@ -215,7 +215,7 @@ def load_labelled_file(cfg: Any) -> Any:
             raise StanceError(f"{path}: dataset has no labels (no {label_col!r} column; set data.columns.label)")
         label_map = {str(k): str(v).strip().lower() for k, v in (cfg.data.label_map or {}).items()}
         rows = [labelled_row(rec, where, cfg.data, registry, label_map) for where, rec in records]
-    return _finish({"eval": rows}, int(cfg.data.split.folds), int(cfg.data.split.seed))["eval"]
+    return finish_splits({"eval": rows}, int(cfg.data.split.folds), int(cfg.data.split.seed))["eval"]
 
 
 def load_eval_data(cfg: Any) -> tuple[Any, str]:
