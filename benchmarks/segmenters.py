@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from stance.config import SegmentConfig
-from stance.segment import BACKENDS, split_sentences
+from stance.text.segment import BACKENDS, split_sentences
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stance.actors import Actor, ActorRegistry, Mention
+from stance.text.actors import Actor, ActorRegistry, Mention
 from stance.errors import StanceError
 
 from conftest import CONFIG_DIR, SEED_DIR

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from stance.articles import Article, Problem, clean_text, input_files, iter_articles
+from stance.text.articles import Article, Problem, clean_text, input_files, iter_articles
 from stance.config import CleanConfig, InputConfig, TextConfig
 from stance.errors import StanceError
 

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import yaml
 
-from stance.compare import compare_runs, main, paired_bootstrap, render_text, table, write_comparison
+from stance.analysis.comparison import compare_runs, paired_bootstrap, render_text, table, write_comparison
+from stance.compare import main
 from stance.errors import StanceError
 from stance.labels import LABEL2ID, LABELS
-from stance.metrics import compute_metrics, macro_f1
+from stance.analysis.metrics import compute_metrics, macro_f1
 
 HASH_A = "a" * 64
 HASH_B = "b" * 64

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from stance.actors import ActorRegistry
-from stance.corpora import load_labelled, load_newsmtsc, normalise_name, resolve_files
-from stance.dataset import build_dataset
+from stance.text.actors import ActorRegistry
+from stance.data.corpora import load_labelled, load_newsmtsc, normalise_name, resolve_files
+from stance.data.dataset import build_dataset
 from stance.errors import StanceError
 from stance.labels import LABELS
 

@@ -12,11 +12,11 @@ import datasets
 import pytest
 from hydra import compose, initialize_config_dir
 
-import stance.dataset as dataset_mod
-from stance.actors import ActorRegistry
-from stance.articles import iter_articles
+import stance.data.dataset as dataset_mod
+from stance.text.actors import ActorRegistry
+from stance.text.articles import iter_articles
 from stance.config import InputConfig
-from stance.dataset import (
+from stance.data.dataset import (
     FEATURES,
     assign_buckets,
     build,
@@ -29,7 +29,7 @@ from stance.dataset import (
 )
 from stance.errors import StanceError
 from stance.labels import LABELS
-from stance.pairs import article_pairs, sentence_key
+from stance.text.pairs import article_pairs, sentence_key
 
 from conftest import CONFIG_DIR, SEED_DIR
 

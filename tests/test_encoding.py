@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from stance.encoding import DEFAULT_MARKERS, encode, format_example
+from stance.modeling.encoding import DEFAULT_MARKERS, encode, format_example
 from stance.errors import StanceError
 
 from conftest import make_toy_rows

@@ -13,9 +13,9 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from stance.errors import StanceError
-from stance.evaluate import run_evaluation, select_split
+from stance.modeling.evaluation import run_evaluation, select_split
 from stance.labels import LABELS
-from stance.models import MajorityBaseline, save_baseline
+from stance.modeling.models import MajorityBaseline, save_baseline
 
 from conftest import CONFIG_DIR, REPO, make_toy_dataset, make_toy_rows
 
@@ -36,9 +36,9 @@ def toy():
 
 @pytest.fixture
 def patched_data(monkeypatch, toy):
-    import stance.dataset
+    import stance.modeling.evaluation
 
-    monkeypatch.setattr(stance.dataset, "ensure_dataset", lambda cfg: toy)
+    monkeypatch.setattr(stance.modeling.evaluation, "ensure_dataset", lambda cfg: toy)
     return toy
 
 

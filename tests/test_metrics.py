@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from stance.metrics import actor_metrics, bootstrap_ci, compute_metrics, confusion, macro_f1, per_actor
-from stance.plots import plot_confusion
+from stance.analysis.metrics import actor_metrics, bootstrap_ci, compute_metrics, confusion, macro_f1, per_actor
+from stance.analysis.plots import plot_confusion
 
 # supportive=0, critical=1, neutral=2
 GOLD = [0, 0, 1, 1, 2, 2]

@@ -11,7 +11,7 @@ import torch
 
 from stance.errors import StanceError
 from stance.labels import LABELS
-from stance.models import (
+from stance.modeling.models import (
     MajorityBaseline,
     TfidfLRBaseline,
     TransformerClassifier,

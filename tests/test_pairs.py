@@ -7,10 +7,10 @@ from collections import Counter
 import pytest
 from hydra import compose, initialize_config_dir
 
-from stance.actors import ActorRegistry
-from stance.articles import Article, iter_articles
+from stance.text.actors import ActorRegistry
+from stance.text.articles import Article, iter_articles
 from stance.config import InputConfig, TextConfig
-from stance.pairs import PAIR_COLUMNS, article_pairs, article_sentences, sentence_key
+from stance.text.pairs import PAIR_COLUMNS, article_pairs, article_sentences, sentence_key
 
 from conftest import CONFIG_DIR, SEED_DIR
 

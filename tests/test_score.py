@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_dir
 
 from conftest import CONFIG_DIR, REPO, SEED_DIR
 
-import stance.score as score
+import stance.scoring.engine as score
 from stance.errors import StanceError
 from stance.labels import LABELS
 
@@ -64,10 +64,10 @@ def seed_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_seed_rows_match_article_pairs_and_training_encoding(seed_run, tiny_model_dir):
-    from stance.actors import ActorRegistry
-    from stance.articles import iter_articles
-    from stance.models import load_classifier
-    from stance.pairs import article_pairs
+    from stance.text.actors import ActorRegistry
+    from stance.text.articles import iter_articles
+    from stance.modeling.models import load_classifier
+    from stance.text.pairs import article_pairs
 
     cfg, out, record = seed_run
     (article,) = list(iter_articles(score.input_spec(cfg.input)))
@@ -302,7 +302,7 @@ def test_packaged_model_on_the_seed_article(packaged_model_dir, tmp_path):
     """The real MiniLM (with a new, untrained head) through scoring: the same numbers as the trainer's path."""
     import torch
 
-    from stance.models import load_classifier, load_transformer
+    from stance.modeling.models import load_classifier, load_transformer
 
     torch.manual_seed(0)
     model, tokenizer = load_transformer(str(packaged_model_dir))
@@ -313,9 +313,9 @@ def test_packaged_model_on_the_seed_article(packaged_model_dir, tmp_path):
     record = score.run_scoring(make_cfg(model_dir, str(SEED_FILE), out, "score.threads=2"))
     m = pd.read_parquet(out / "mentions")
     assert len(m) == record["counts"]["mentions"] > 20
-    from stance.actors import ActorRegistry
-    from stance.articles import iter_articles
-    from stance.pairs import article_pairs
+    from stance.text.actors import ActorRegistry
+    from stance.text.articles import iter_articles
+    from stance.text.pairs import article_pairs
 
     cfg = make_cfg(model_dir, str(SEED_FILE), out)
     (article,) = list(iter_articles(score.input_spec(cfg.input)))

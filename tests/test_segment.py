@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from stance.config import SegmentConfig, TextConfig
 from stance.errors import StanceError
-from stance.segment import BACKENDS, split_sentences
+from stance.text.segment import BACKENDS, split_sentences
 
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).resolve().parents[1]

@@ -15,10 +15,10 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from stance.errors import StanceError
-from stance.evaluate import evaluate_rows, examples_hash
+from stance.analysis.report import evaluate_rows, examples_hash
 from stance.labels import LABELS
-from stance.models import load_classifier
-from stance.train import class_weights, cv_folds, run_training
+from stance.modeling.models import load_classifier
+from stance.modeling.training import class_weights, cv_folds, run_training
 
 from conftest import CONFIG_DIR, REPO, make_toy_dataset
 

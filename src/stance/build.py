@@ -14,13 +14,12 @@ from typing import Any
 
 import hydra
 
-from stance.config import register
-from stance.dataset import BuildResult, build, output_path, save_built
+from stance.config import CONFIG_DIR
+from stance.data.dataset import BuildResult, build, output_path, save_built
 from stance.errors import reports_errors
 from stance.labels import LABELS
 
 log = logging.getLogger(__name__)
-register()
 
 
 def format_counts(result: BuildResult) -> str:
@@ -57,7 +56,7 @@ def run_build(cfg: Any) -> tuple[Path, dict[str, Any]]:
     return path, m
 
 
-@hydra.main(config_path=str(Path(__file__).resolve().parents[2] / "configs"), config_name="build", version_base="1.3")
+@hydra.main(config_path=CONFIG_DIR, config_name="build", version_base="1.3")
 @reports_errors("stance.build")
 def main(cfg: Any) -> None:
     run_build(cfg)

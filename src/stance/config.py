@@ -8,6 +8,7 @@ Options in config groups (``data/``, ``actors/``, ``model/``) extend the group s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -265,6 +266,21 @@ def job_dirname(override_dirname: str) -> str:
     if size(name) > 240:
         name = f"{name.encode()[:220].decode(errors='ignore')}~{digest(name, 10)}"
     return name
+
+
+def config_dir() -> str:
+    """The folder of the YAML configs (``configs/`` at the repository top).
+
+    A wheel ships it inside the package as ``stance/configs`` (pyproject: ``package-dir``); a source
+    checkout or editable install reads the repository's ``configs/`` directly.
+    """
+    packaged = Path(__file__).resolve().parent / "configs"
+    if packaged.is_dir():
+        return str(packaged)
+    return str(Path(__file__).resolve().parents[2] / "configs")
+
+
+CONFIG_DIR = config_dir()
 
 
 def register() -> None:

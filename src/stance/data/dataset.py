@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from stance.errors import StanceError
 from stance.io import atomic_path, file_sha256
 from stance.labels import LABEL2ID, LABELS
-from stance.pairs import PAIR_COLUMNS, article_pairs, sentence_key
+from stance.text.pairs import PAIR_COLUMNS, article_pairs, sentence_key
 
 log = logging.getLogger(__name__)
 
@@ -339,11 +339,11 @@ def input_hashes(cfg: Any) -> dict[str, list[dict[str, Any]]]:
         return {"path": display_path(path), "sha256": file_sha256(path)}
 
     if data.kind == "articles":
-        from stance.articles import input_files
+        from stance.text.articles import input_files
 
         inputs = [entry(p) for p in input_files(list(data.input.paths))]
     else:
-        from stance.corpora import resolve_files
+        from stance.data.corpora import resolve_files
 
         inputs = [entry(p) for p in resolve_files(data).values()]
     annotations = [entry(p) for p in data.annotations] if data.kind == "articles" else []
@@ -402,7 +402,7 @@ def _manifest(cfg: Any, dd: datasets.DatasetDict, extra: dict[str, Any]) -> dict
 
 
 def _build_articles(cfg: Any, registry: Any) -> BuildResult:
-    from stance.articles import iter_articles
+    from stance.text.articles import iter_articles
 
     data = cfg.data
     check_split_config(data.split)
@@ -479,7 +479,7 @@ def _build_articles(cfg: Any, registry: Any) -> BuildResult:
 
 
 def registry_from_config(cfg: Any) -> Any:
-    from stance.actors import ActorRegistry
+    from stance.text.actors import ActorRegistry
 
     return ActorRegistry.from_config(cfg.actors)
 
@@ -491,7 +491,7 @@ def build(cfg: Any) -> BuildResult:
     if kind == "articles":
         return _build_articles(cfg, registry)
     if kind in ("newsmtsc", "labelled"):
-        from stance.corpora import load_labelled, load_newsmtsc
+        from stance.data.corpora import load_labelled, load_newsmtsc
 
         dd = load_newsmtsc(cfg.data, registry) if kind == "newsmtsc" else load_labelled(cfg.data, registry)
         return BuildResult(dd, _manifest(cfg, dd, {}))
@@ -502,7 +502,7 @@ def build_dataset(cfg: Any) -> tuple[datasets.DatasetDict, dict[str, Any]]:
     """Build the labelled dataset of ``cfg`` (a BuildConfig): ``(DatasetDict, manifest)``.
 
     ``data.kind``: ``articles`` (articles in ``data.input`` + gold ``data.annotations``, split
-    by ``data.split``), ``newsmtsc`` or ``labelled`` (see :mod:`stance.corpora`). Nothing is
+    by ``data.split``), ``newsmtsc`` or ``labelled`` (see :mod:`stance.data.corpora`). Nothing is
     written; :func:`save_built` writes. Raises StanceError for bad input or config.
     """
     result = build(cfg)

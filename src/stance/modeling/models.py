@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from stance.encoding import DEFAULT_MARKERS, encode
+from stance.modeling.encoding import DEFAULT_MARKERS, encode
 from stance.errors import StanceError
 from stance.labels import ID2LABEL, LABEL2ID, LABELS
 

@@ -10,12 +10,12 @@ import re
 import unicodedata
 from typing import TYPE_CHECKING, Any
 
-from stance.articles import clean_text
-from stance.segment import split_sentences
+from stance.text.articles import clean_text
+from stance.text.segment import split_sentences
 
 if TYPE_CHECKING:
-    from stance.actors import ActorRegistry
-    from stance.articles import Article
+    from stance.text.actors import ActorRegistry
+    from stance.text.articles import Article
     from stance.config import TextConfig
 
 # The columns article_pairs fills (docs/ARCHITECTURE.md, "Dataset rows"); meta columns follow.

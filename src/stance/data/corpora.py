@@ -1,7 +1,7 @@
 """External labelled corpora in the dataset row schema: NewsMTSC and generic CSV/JSONL files.
 
 Both keep labelled (sentence, target) rows as they come: no article cleaning or segmentation,
-``other_mentions`` empty. ``group`` is the normalised sentence (``stance.dataset.loose_key``
+``other_mentions`` empty. ``group`` is the normalised sentence (``stance.data.dataset.loose_key``
 family) and ``fold`` a grouped, stratified k-fold assignment over all rows.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import datasets
 
-from stance.dataset import (
+from stance.data.dataset import (
     add_folds,
     add_groups,
     check_split_config,
@@ -29,6 +29,7 @@ from stance.dataset import (
 )
 from stance.errors import StanceError
 from stance.labels import NEWSMTSC_POLARITY, check_label
+from stance.text.actors import ActorRegistry
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +218,16 @@ def labelled_records(path: str) -> Iterator[tuple[str, dict[str, Any]]]:
         yield f"{path}:{line}", rec
 
 
+def label_map(data: Any) -> dict[str, str]:
+    """``data.label_map`` as {raw value (a string): label}, every label checked (``check_label``)."""
+    return {str(raw): check_label(str(label), f"data.label_map.{raw}") for raw, label in (data.label_map or {}).items()}
+
+
+def is_newsmtsc(record: dict[str, Any]) -> bool:
+    """Whether a record carries NewsMTSC's fields (``polarity``, ``from``, ``to`` ...)."""
+    return all(f in record for f in NEWSMTSC_FIELDS)
+
+
 def _label(raw: Any, label_map: dict[str, str], where: str) -> str:
     value = "" if raw is None else str(raw).strip()
     if label_map:
@@ -298,14 +309,11 @@ def load_labelled(data: Any, registry: Any) -> datasets.DatasetDict:
     (``data.split``); several files are kept as the splits their keys name.
     """
     check_split_config(data.split)
-    label_map = {str(k): str(v) for k, v in (data.label_map or {}).items()}
-    for raw, label in label_map.items():
-        check_label(label, f"data.label_map.{raw}")
-    label_map = {k: v.strip().lower() for k, v in label_map.items()}
+    labels = label_map(data)
     files = resolve_files(data)
     per_file: dict[str, list[dict[str, Any]]] = {}
     for split, path in files.items():
-        rows = [labelled_row(rec, where, data, registry, label_map) for where, rec in labelled_records(path)]
+        rows = [labelled_row(rec, where, data, registry, labels) for where, rec in labelled_records(path)]
         if not rows:
             raise StanceError(f"{path}: no rows")
         per_file[split] = rows
@@ -320,3 +328,24 @@ def load_labelled(data: Any, registry: Any) -> datasets.DatasetDict:
         splits = per_file
     return finish_splits(splits, data.split.folds, data.split.seed)
 
+
+def load_labelled_file(cfg: Any) -> Any:
+    """All rows of one labelled file as a Dataset in the row schema (nothing is split off).
+
+    A file whose records carry NewsMTSC's fields (``polarity``, ``from``, ``to`` ...) is read as
+    NewsMTSC; any other .jsonl/.csv through ``data.columns`` / ``data.label_map``.
+    """
+    path = str(cfg.file)
+    registry = ActorRegistry.from_config(cfg.actors)
+    records = list(labelled_records(path))
+    if not records:
+        raise StanceError(f"{path}: no rows")
+    if is_newsmtsc(records[0][1]):
+        rows = [newsmtsc_row(rec, where, registry) for where, rec in records]
+    else:
+        label_col = cfg.data.columns.label
+        if label_col not in records[0][1]:
+            raise StanceError(f"{path}: dataset has no labels (no {label_col!r} column; set data.columns.label)")
+        labels = label_map(cfg.data)
+        rows = [labelled_row(rec, where, cfg.data, registry, labels) for where, rec in records]
+    return finish_splits({"eval": rows}, int(cfg.data.split.folds), int(cfg.data.split.seed))["eval"]

@@ -1,0 +1,1 @@
+"""Metrics, plots, evaluation reports and run comparison (no model code)."""

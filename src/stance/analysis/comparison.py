@@ -1,0 +1,551 @@
+"""Rank training runs and sweeps in one table (the logic of ``python -m stance.compare PATH...``).
+
+Inputs are sweep folders or run folders in any mix; every folder below them holding ``.hydra/``
+or ``run.json`` is a run (``stance.train``'s run dir, docs/ARCHITECTURE.md). For each run the
+compare reads ``.hydra/overrides.yaml`` (what was varied), ``run.json`` (status, seed,
+``test_data_hash``), ``metrics.json`` and ``predictions.jsonl``.
+
+Contract:
+
+* Columns: one per override key (any run's) whose value differs between runs, the value being
+  each run's resolved one (its config-group choice or its ``.hydra/config.yaml`` value, so a run
+  that did not override a key still has it), then the chosen metrics, ``--metric`` first; rows
+  sorted by ``--metric``, higher first.
+* Runs whose overrides differ only by ``seed`` form one configuration row: the mean over seeds,
+  the sample standard deviation (ddof=1; blank for one seed) and the number of seeds.
+* Significance: a paired bootstrap over the test rows every run of both configurations
+  predicted (joined on ``example_id``), each configuration against the best-ranked one. Every
+  resample draws the rows once and scores all runs on them; a multi-seed configuration scores
+  the mean of its seeds' macro-F1 on that resample (pooled, like the table), so the interval
+  reflects test-set sampling of the seed-averaged score; seed-to-seed spread is the ``std``
+  column. Reported: the observed macro-F1 difference (config - best), its 95% percentile
+  interval and a two-sided p-value ``min(1, 2 * (min(#d < 0, #d > 0) + #d == 0 / 2 + 1) / (N + 1))``
+  (N resamples; identical predictions give p = 1, the smallest p is 2 / (N + 1)).
+* Runs evaluated on different test data (``run.json`` ``test_data_hash``) are refused unless
+  ``allow_mixed_test_data``; then a ``test_data`` column shows each row's hash.
+* Runs that are running, failed or have no ``metrics.json`` are rows with that status (one row
+  per run, after the ranked rows), never a crash.
+* Writes ``comparison.md``, ``comparison.csv`` and ``comparison.png`` atomically (``stance.io``)
+  to ``--out`` or the common parent of the inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stance.analysis.plots import plot_comparison
+from stance.errors import StanceError, where
+from stance.io import write_table, write_text
+from stance.labels import ID2LABEL, LABELS
+
+log = logging.getLogger(__name__)
+
+DEFAULT_METRICS = ("test_macro_f1", "test_accuracy", "validation_macro_f1", "cv_macro_f1_mean")
+# keys that identify repetitions of one configuration, never a column of their own
+SEED_KEYS = ("seed",)
+OUTPUT_NAMES = ("comparison.md", "comparison.csv", "comparison.png")
+
+
+# --- reading runs ------------------------------------------------------------------------------
+@dataclass
+class Run:
+    """One run dir as the compare sees it."""
+
+    path: Path
+    status: str  # completed | running | failed | incomplete (no metrics.json) | <run.json value>
+    overrides: dict[str, str]
+    seed: Any = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    test_data_hash: str | None = None
+    error: str = ""  # run.json's one-line error of a failed run
+    _config: Any = None
+    _choices: dict[str, str] | None = None
+
+    @property
+    def predictions(self) -> Path:
+        return self.path / "predictions.jsonl"
+
+    def resolved(self, key: str) -> str:
+        """The value ``key`` had in this run: its config-group choice, else its resolved config value.
+
+        The config value (not the override's spelling) makes ``train.epochs=4`` and an untouched
+        default of ``4.0`` one configuration; the override string is the fallback (``~key``).
+        """
+        from omegaconf import OmegaConf
+
+        if self._choices is None:
+            self._choices = _read_choices(self.path / ".hydra" / "hydra.yaml")
+        if key in self._choices:
+            return self._choices[key]
+        if self._config is None:
+            self._config = OmegaConf.create(_read_yaml(self.path / ".hydra" / "config.yaml") or {})
+        try:
+            value = OmegaConf.select(self._config, key, default=None)
+        except Exception:  # an interpolation that cannot resolve outside Hydra
+            value = None
+        if value is None:
+            return self.overrides.get(key, "")
+        return _scalar(OmegaConf.to_container(value) if OmegaConf.is_config(value) else value)
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise StanceError(f"{where(path, err.lineno)}: not valid JSON ({err.msg})") from None
+
+
+def _read_yaml(path: Path) -> Any:
+    if not path.is_file():
+        return None
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        line = getattr(getattr(err, "problem_mark", None), "line", None)
+        raise StanceError(f"{where(path, None if line is None else line + 1)}: not valid YAML") from None
+
+
+def _read_choices(path: Path) -> dict[str, str]:
+    """Config-group choices Hydra recorded (``hydra.runtime.choices``), e.g. ``model: minilm``."""
+    data = _read_yaml(path) or {}
+    choices = ((data.get("hydra") or {}).get("runtime") or {}).get("choices") or {}
+    return {str(k): _scalar(v) for k, v in choices.items() if not str(k).startswith("hydra/")}
+
+
+def parse_overrides(lines: Sequence[str]) -> dict[str, str]:
+    """``["model=minilm", "+x.y=1", "~z"]`` -> ``{"model": "minilm", "x.y": "1", "z": "(deleted)"}``."""
+    out: dict[str, str] = {}
+    for line in lines:
+        line = str(line)
+        key, sep, value = line.partition("=")
+        key = key.lstrip("+~")
+        out[key] = value if sep else "(deleted)"
+    return out
+
+
+def find_run_dirs(path: str | os.PathLike[str]) -> list[Path]:
+    """Every folder at or below ``path`` holding ``.hydra/`` or ``run.json`` (not descending into runs)."""
+    root = Path(path)
+    if not root.exists():
+        raise StanceError(f"{root}: no such file or directory")
+    if not root.is_dir():
+        raise StanceError(f"{root}: not a folder (pass a sweep folder or a run folder)")
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        if "run.json" in filenames or ".hydra" in dirnames:
+            found.append(here)
+            dirnames[:] = []  # a run's model/ and checkpoints hold no runs
+            continue
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+    if not found:
+        raise StanceError(f"{root}: no runs found (no folder with .hydra/ or run.json below it)")
+    return sorted(found)
+
+
+def load_run(path: Path) -> Run:
+    """Read one run dir; a missing ``run.json``/``metrics.json`` becomes a status, not an error."""
+    info = _read_json(path / "run.json") if (path / "run.json").is_file() else {}
+    if not isinstance(info, dict):
+        raise StanceError(f"{path / 'run.json'}: expected a JSON object")
+    overrides = parse_overrides(_read_yaml(path / ".hydra" / "overrides.yaml") or [])
+    metrics: dict[str, float] = {}
+    if (path / "metrics.json").is_file():
+        raw = _read_json(path / "metrics.json")
+        if not isinstance(raw, dict):
+            raise StanceError(f"{path / 'metrics.json'}: expected a JSON object of metric -> number")
+        metrics = {k: float(v) for k, v in raw.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    status = str(info.get("status") or ("completed" if metrics else "incomplete"))
+    if status == "completed" and not metrics:
+        status = "incomplete"  # run.json says done but metrics.json is missing
+    run = Run(path=path, status=status, overrides=overrides, test_data_hash=info.get("test_data_hash"))
+    run.error = str(info.get("error") or "")
+    seed = info.get("seed", overrides.get("seed"))
+    run.seed = seed if seed is not None else (run.resolved("seed") or None)
+    run.metrics = metrics
+    return run
+
+
+def read_predictions(path: Path) -> dict[str, tuple[str, str]]:
+    """``example_id -> (label, pred)`` from a run's ``predictions.jsonl`` (ids as labels mapped)."""
+    out: dict[str, tuple[str, str]] = {}
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                out[str(row["example_id"])] = (_label(row["label"]), _label(row["pred"]))
+            except (json.JSONDecodeError, KeyError, TypeError) as err:
+                problem = f"missing {err}" if isinstance(err, KeyError) else "not a JSON object"
+                raise StanceError(f"{where(path, lineno)}: {problem} (needs example_id, label, pred)") from None
+    return out
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return ID2LABEL.get(value, str(value))
+    return str(value)
+
+
+# --- paired bootstrap --------------------------------------------------------------------------
+def _macro_f1_weighted(y: np.ndarray, p: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Macro-F1 over all LABELS (absent label = 0, as stance.analysis.metrics) for each row of ``weights``.
+
+    ``weights`` is (B, n): how often each test row is drawn in each resample; a row of ones is
+    the observed score.
+    """
+    f1s = []
+    for label in range(len(LABELS)):
+        tp = weights @ ((y == label) & (p == label)).astype(np.float64)
+        fp = weights @ ((y != label) & (p == label)).astype(np.float64)
+        fn = weights @ ((y == label) & (p != label)).astype(np.float64)
+        denom = 2 * tp + fp + fn
+        f1s.append(np.divide(2 * tp, denom, out=np.zeros_like(denom), where=denom > 0))
+    return np.mean(f1s, axis=0)
+
+
+@dataclass
+class Difference:
+    delta: float
+    low: float
+    high: float
+    p_value: float
+    n_rows: int
+
+
+def paired_bootstrap(
+    gold: Sequence[str],
+    preds_a: Sequence[Sequence[str]],
+    preds_b: Sequence[Sequence[str]],
+    n: int = 1000,
+    seed: int = 0,
+) -> Difference:
+    """Macro-F1 difference ``mean_seeds(a) - mean_seeds(b)`` on shared rows, paired over resamples.
+
+    ``preds_a``/``preds_b``: one prediction list per seed, aligned with ``gold``. Each resample
+    draws the rows with replacement once and scores every seed of both sides on it.
+    """
+    index = {label: i for i, label in enumerate(LABELS)}
+    y = np.array([index.get(g, -1) for g in gold])
+    pa = [np.array([index.get(x, -2) for x in p]) for p in preds_a]
+    pb = [np.array([index.get(x, -2) for x in p]) for p in preds_b]
+    rows = len(y)
+    if rows == 0:
+        nan = float("nan")
+        return Difference(nan, nan, nan, nan, 0)
+
+    def diff(weights: np.ndarray) -> np.ndarray:
+        a = np.mean([_macro_f1_weighted(y, p, weights) for p in pa], axis=0)
+        b = np.mean([_macro_f1_weighted(y, p, weights) for p in pb], axis=0)
+        return a - b
+
+    observed = float(diff(np.ones((1, rows)))[0])
+    if n <= 0:
+        nan = float("nan")
+        return Difference(observed, nan, nan, nan, rows)
+    rng = np.random.default_rng(seed)
+    deltas = []
+    for start in range(0, n, 200):  # chunks bound the (B, n) weight matrix
+        size = min(200, n - start)
+        weights = rng.multinomial(rows, np.full(rows, 1.0 / rows), size=size).astype(np.float64)
+        deltas.append(diff(weights))
+    d = np.concatenate(deltas)
+    # float noise: identical predictions give exact zeros, but guard against 1e-17 differences
+    d = np.where(np.abs(d) < 1e-12, 0.0, d)
+    low, high = np.quantile(d, [0.025, 0.975])
+    # mid-p: a resample with no difference (common when two runs disagree on few rows) counts half
+    # to each side; +1 keeps p above 0 with a finite number of resamples
+    ties = 0.5 * int((d == 0).sum())
+    extreme = min(int((d < 0).sum()), int((d > 0).sum())) + ties
+    p_value = min(1.0, 2.0 * (extreme + 1) / (n + 1))
+    return Difference(observed, float(low), float(high), p_value, rows)
+
+
+# --- the comparison ----------------------------------------------------------------------------
+@dataclass
+class Row:
+    """One line of the table: a configuration (completed seeds) or one unfinished run."""
+
+    values: dict[str, str]  # override key -> value (the shown columns)
+    runs: list[Run]
+    status: str
+    rank: int | None = None
+    mean: dict[str, float] = field(default_factory=dict)
+    std: dict[str, float] = field(default_factory=dict)
+    diff: Difference | None = None
+    reference: bool = False
+
+    @property
+    def seeds(self) -> list[str]:
+        return [str(r.seed) for r in self.runs]
+
+    @property
+    def label(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.values.items()) or "all runs"
+
+
+@dataclass
+class Comparison:
+    keys: list[str]
+    metrics: list[str]
+    metric: str
+    rows: list[Row]
+    mixed_test_data: bool
+    bootstrap: int
+    seed: int
+    inputs: list[Path]
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    vals = [v for v in values if not math.isnan(v)]
+    if not vals:
+        return float("nan"), float("nan")
+    mean = float(np.mean(vals))
+    std = float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan")
+    return mean, std
+
+
+def compare_runs(
+    paths: Sequence[str | os.PathLike[str]],
+    metric: str = "test_macro_f1",
+    metrics: Sequence[str] | None = None,
+    allow_mixed_test_data: bool = False,
+    bootstrap: int = 1000,
+    seed: int = 0,
+) -> Comparison:
+    """Find, group, rank and bootstrap the runs under ``paths`` (see the module docstring)."""
+    if not paths:
+        raise StanceError("no paths given (pass sweep folders or run folders)")
+    run_dirs: dict[Path, None] = {}
+    for path in paths:
+        for run_dir in find_run_dirs(path):
+            run_dirs.setdefault(run_dir.resolve(), None)
+    runs = [load_run(p) for p in run_dirs]
+    log.info("found %d runs under %d path(s)", len(runs), len(paths))
+
+    hashes: dict[str, list[Run]] = {}
+    for run in runs:
+        if run.test_data_hash:
+            hashes.setdefault(str(run.test_data_hash), []).append(run)
+    mixed = len(hashes) > 1
+    if mixed and not allow_mixed_test_data:
+        desc = "; ".join(f"{h[:12]} ({len(rs)} runs, e.g. {rs[0].path})" for h, rs in hashes.items())
+        raise StanceError(
+            f"runs were evaluated on different test data (test_data_hash {desc}); "
+            "their scores are not comparable: pass --allow-mixed-test-data to list them anyway"
+        )
+
+    all_keys = sorted({k for r in runs for k in r.overrides if k not in SEED_KEYS})
+    keys = [k for k in all_keys if len({r.resolved(k) for r in runs}) > 1]
+    shown_metrics = [metric] + [m for m in (metrics or DEFAULT_METRICS) if m != metric]
+    shown_metrics = [m for m in shown_metrics if m == metric or any(m in r.metrics for r in runs)]
+
+    def ident(run: Run) -> tuple[str, ...]:
+        # all non-seed keys, not only the shown ones: the grouping must not depend on display
+        values = tuple(run.resolved(k) for k in all_keys)
+        return values + ((str(run.test_data_hash),) if mixed else ())
+
+    groups: dict[tuple[str, ...], list[Run]] = {}
+    unfinished: list[Row] = []
+    for run in runs:
+        values = {k: run.resolved(k) for k in keys}
+        if run.status == "completed":
+            groups.setdefault(ident(run), []).append(run)
+        else:
+            unfinished.append(Row(values=values, runs=[run], status=run.status))
+    rows: list[Row] = []
+    for members in groups.values():
+        members.sort(key=lambda r: (str(r.seed), str(r.path)))
+        row = Row(values={k: members[0].resolved(k) for k in keys}, runs=members, status="completed")
+        for m in shown_metrics:
+            row.mean[m], row.std[m] = _mean_std([r.metrics.get(m, float("nan")) for r in members])
+        seeds = [str(r.seed) for r in members]
+        if len(set(seeds)) < len(seeds):
+            log.warning("%s: %d runs share a seed; they count as repetitions", row.label, len(seeds))
+        rows.append(row)
+    rows.sort(key=lambda r: (math.isnan(r.mean[metric]), -np.nan_to_num(r.mean[metric], nan=0.0), r.label))
+    for i, row in enumerate(rows, 1):
+        row.rank = i
+    unfinished.sort(key=lambda r: (r.status, r.label, str(r.runs[0].path)))
+    _significance(rows, bootstrap, seed)
+    return Comparison(
+        keys=keys,
+        metrics=shown_metrics,
+        metric=metric,
+        rows=rows + unfinished,
+        mixed_test_data=mixed,
+        bootstrap=bootstrap,
+        seed=seed,
+        inputs=[Path(p) for p in paths],
+    )
+
+
+def _significance(rows: list[Row], bootstrap: int, seed: int) -> None:
+    """Paired bootstrap of each configuration against the best-ranked one with predictions."""
+    preds: dict[int, list[dict[str, tuple[str, str]]]] = {}
+    for i, row in enumerate(rows):
+        if all(r.predictions.is_file() for r in row.runs):
+            preds[i] = [read_predictions(r.predictions) for r in row.runs]
+    if not preds:
+        return
+    best = min(preds)
+    rows[best].reference = True
+    for i, row_preds in preds.items():
+        if i == best:
+            continue
+        both = row_preds + preds[best]
+        shared = set(both[0]).intersection(*both[1:])
+        # a row counts only where every run agrees on its gold label (same test data)
+        ids = sorted(e for e in shared if len({p[e][0] for p in both}) == 1)
+        gold = [both[0][e][0] for e in ids]
+        rows[i].diff = paired_bootstrap(
+            gold,
+            [[p[e][1] for e in ids] for p in row_preds],
+            [[p[e][1] for e in ids] for p in preds[best]],
+            n=bootstrap,
+            seed=seed,
+        )
+
+
+# --- output ------------------------------------------------------------------------------------
+def _fmt(mean: float, std: float, n: int) -> str:
+    if math.isnan(mean):
+        return ""
+    return f"{mean:.3f} ± {std:.3f}" if n > 1 and not math.isnan(std) else f"{mean:.3f}"
+
+
+def _short(value: str) -> str:
+    """Sampled floats (Optuna's 2.368863950364079e-05) shown as 2.369e-05; the CSV keeps them whole."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return f"{number:.4g}" if len(value) > 8 and math.isfinite(number) else value
+
+
+def table(comp: Comparison) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the table as strings (what is printed and put in comparison.md)."""
+    header = ["rank", *comp.keys]
+    if comp.mixed_test_data:
+        header.append("test_data")
+    header += ["status", "seeds", *comp.metrics, "Δ macro-F1 vs best [95% CI]", "p"]
+    body = []
+    for row in comp.rows:
+        cells = [str(row.rank) if row.rank else "-", *(_short(row.values[k]) for k in comp.keys)]
+        if comp.mixed_test_data:
+            cells.append(str(row.runs[0].test_data_hash or "")[:8])
+        seeds = ",".join(row.seeds)
+        cells += [row.status, f"{len(row.runs)} ({seeds})" if len(row.runs) > 1 else seeds]
+        nan = float("nan")
+        cells += [_fmt(row.mean.get(m, nan), row.std.get(m, nan), len(row.runs)) for m in comp.metrics]
+        if row.reference:
+            cells += ["(best)", ""]
+        elif row.diff is not None and row.diff.n_rows and not math.isnan(row.diff.low):
+            d = row.diff
+            cells += [f"{d.delta:+.3f} [{d.low:+.3f}, {d.high:+.3f}]", f"{d.p_value:.3f}"]
+        elif row.diff is not None and row.diff.n_rows:
+            cells += [f"{row.diff.delta:+.3f}", ""]
+        elif row.diff is not None:
+            cells += ["no shared test rows", ""]
+        else:
+            cells += ["", ""]
+        body.append(cells)
+    return header, body
+
+
+def render_text(header: list[str], body: list[list[str]]) -> str:
+    widths = [max(len(c) for c in col) for col in zip(header, *body)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *body]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def render_markdown(header: list[str], body: list[list[str]]) -> str:
+    def esc(cell: str) -> str:
+        return cell.replace("|", "\\|")
+
+    lines = ["| " + " | ".join(esc(c) for c in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(esc(c) for c in r) + " |" for r in body]
+    return "\n".join(lines)
+
+
+def to_frame(comp: Comparison, base: Path) -> Any:
+    """The table as numbers (one column per statistic) for comparison.csv."""
+    import pandas as pd
+
+    records = []
+    for row in comp.rows:
+        rec: dict[str, Any] = {"rank": row.rank, **row.values, "status": row.status}
+        rec["n_seeds"] = len(row.runs)
+        rec["seeds"] = " ".join(row.seeds)
+        for m in comp.metrics:
+            rec[f"{m}_mean"] = row.mean.get(m)
+            rec[f"{m}_std"] = row.std.get(m)
+        d = row.diff
+        rec["delta_macro_f1"] = 0.0 if row.reference else (d.delta if d else None)
+        rec["delta_ci_low"] = d.low if d else None
+        rec["delta_ci_high"] = d.high if d else None
+        rec["p_value"] = d.p_value if d else None
+        rec["shared_test_rows"] = d.n_rows if d else None
+        rec["test_data_hash"] = " ".join(sorted({str(r.test_data_hash or "") for r in row.runs}))
+        rec["runs"] = " ".join(os.path.relpath(r.path, base) for r in row.runs)
+        records.append(rec)
+    frame = pd.DataFrame.from_records(records)
+    for col in ("rank", "shared_test_rows"):  # integers with gaps, not floats
+        frame[col] = frame[col].astype("Int64")
+    return frame
+
+
+def default_out(paths: Sequence[str | os.PathLike[str]]) -> Path:
+    """The common parent of the inputs (the input itself when there is one)."""
+    return Path(os.path.commonpath([str(Path(p).resolve()) for p in paths]))
+
+
+def write_comparison(comp: Comparison, out: Path) -> list[Path]:
+    """Write comparison.md / .csv / .png into ``out`` (atomically, via stance.io)."""
+    out.mkdir(parents=True, exist_ok=True)
+    header, body = table(comp)
+    method = (
+        f"Sorted by `{comp.metric}` (mean over seeds, ± sample std). Δ: paired bootstrap "
+        f"({comp.bootstrap} resamples of the shared test rows, seed {comp.seed}) of each "
+        "configuration's seed-averaged test macro-F1 minus the best's, 95% percentile interval, "
+        "two-sided p."
+    )
+    runs = [
+        f"- `{os.path.relpath(r.path, out)}`: {row.status}" + (f" ({r.error})" if r.error else "")
+        for row in comp.rows
+        for r in row.runs
+    ]
+    md = "\n\n".join(["# Comparison", method, render_markdown(header, body), "## Runs\n\n" + "\n".join(runs)])
+    write_text(out / "comparison.md", md + "\n")
+    write_table(to_frame(comp, out), out / "comparison.csv")
+    ranked = [r for r in comp.rows if r.rank]
+    plot_comparison(
+        [r.label for r in ranked],
+        [r.mean.get("test_macro_f1", r.mean[comp.metric]) for r in ranked],
+        [r.std.get("test_macro_f1", r.std[comp.metric]) for r in ranked],
+        out / "comparison.png",
+        metric="test_macro_f1" if "test_macro_f1" in comp.metrics else comp.metric,
+        n_seeds=[len(r.runs) for r in ranked],
+    )
+    return [out / name for name in OUTPUT_NAMES]

@@ -1,0 +1,1 @@
+"""Models: input encoding, save/load of every model kind, the one inference engine, training, evaluation."""

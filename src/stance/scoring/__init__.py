@@ -1,0 +1,1 @@
+"""Batch scoring of new articles: resumable state, output tables, the scoring run."""

@@ -1,0 +1,1 @@
+"""Reading articles, cleaning and segmenting them, finding actors, pairing (sentence, actor)."""
