@@ -113,7 +113,7 @@ def make_toy_dataset(n: int = 60, seed: int = 0):
     """A DatasetDict (train 60% / validation 20% / test 20%) of ``make_toy_rows`` with FEATURES."""
     import datasets
 
-    from stance.data.dataset import FEATURES
+    from stance.data.rows import FEATURES
 
     rows = make_toy_rows(n, seed)
     a, b = int(n * 0.6), int(n * 0.8)

@@ -17,16 +17,15 @@ from stance.text.actors import ActorRegistry
 from stance.text.articles import iter_articles
 from stance.config import InputConfig
 from stance.data.dataset import (
-    FEATURES,
-    assign_buckets,
     build,
     build_dataset,
     ensure_dataset,
     load_built,
     read_annotations,
     save_built,
-    sentence_groups,
 )
+from stance.data.rows import FEATURES
+from stance.data.splits import assign_buckets, sentence_groups
 from stance.errors import StanceError
 from stance.labels import LABELS
 from stance.text.pairs import article_pairs, sentence_key

@@ -10,7 +10,8 @@ from hydra import compose, initialize_config_dir
 from stance.text.actors import ActorRegistry
 from stance.text.articles import Article, iter_articles
 from stance.config import InputConfig, TextConfig
-from stance.text.pairs import PAIR_COLUMNS, article_pairs, article_sentences, sentence_key
+from stance.data.rows import PAIR_COLUMNS
+from stance.text.pairs import article_pairs, article_sentences, sentence_key
 
 from conftest import CONFIG_DIR, SEED_DIR
 

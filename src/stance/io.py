@@ -1,16 +1,22 @@
-"""Atomic file and folder writes, and table output in the formats users ask for."""
+"""Atomic file and folder writes, table output in the formats users ask for, CSV reading, URLs."""
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from stance.errors import StanceError
+
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
 
 
 @contextlib.contextmanager
@@ -73,3 +79,36 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_csv_rows(path: Path, required: Sequence[str]) -> Iterable[tuple[int, dict[str, str]]]:
+    """(line number, row) of a UTF-8 CSV with a header; one-line StanceError for bad files."""
+    if not path.is_file():
+        raise StanceError(f"{path}: no such file")
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header is None:
+                raise StanceError(f"{path}: empty file (expected a header: {','.join(required)})")
+            header = [h.strip() for h in header]
+            missing = [c for c in required if c not in header]
+            if missing:
+                raise StanceError(f"{path}:1: missing column(s) {', '.join(missing)} (header: {','.join(header)})")
+            line = reader.line_num + 1
+            for values in reader:
+                start, line = line, reader.line_num + 1
+                if not any(v.strip() for v in values):
+                    continue
+                if len(values) != len(header):
+                    raise StanceError(f"{path}:{start}: {len(values)} fields, the header has {len(header)}")
+                yield start, dict(zip(header, values))
+    except UnicodeDecodeError as err:
+        raise StanceError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except csv.Error as err:
+        raise StanceError(f"{path}: malformed CSV ({err})") from None
+
+
+def is_url(path: str) -> bool:
+    """Whether ``path`` is a URL (``scheme://...``) rather than a local path."""
+    return bool(_URL.match(str(path)))

@@ -1,7 +1,7 @@
 """External labelled corpora in the dataset row schema: NewsMTSC and generic CSV/JSONL files.
 
 Both keep labelled (sentence, target) rows as they come: no article cleaning or segmentation,
-``other_mentions`` empty. ``group`` is the normalised sentence (``stance.data.dataset.loose_key``
+``other_mentions`` empty. ``group`` is the normalised sentence (``stance.data.splits.loose_key``
 family) and ``fold`` a grouped, stratified k-fold assignment over all rows.
 """
 
@@ -17,34 +17,24 @@ from typing import Any
 
 import datasets
 
-from stance.data.dataset import (
-    add_folds,
-    add_groups,
-    check_split_config,
-    make_features,
-    quiet_datasets,
-    read_csv_rows,
-    split_rows,
-    to_dataset,
-)
+from stance.data.rows import corpus_row, quiet_datasets
+from stance.data.splits import add_groups, check_split_config, finish_splits, split_rows
+from stance.data.annotations import apply_reference_labels, read_reference_labels
+from stance.data.download import resolve_source
 from stance.errors import StanceError
+from stance.io import is_url, read_csv_rows
 from stance.labels import NEWSMTSC_POLARITY, check_label
 from stance.text.actors import ActorRegistry
 
 log = logging.getLogger(__name__)
 
-_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
 # NewsMTSC ids: <article>_<sentence index>_<target as named in the article>_<from>_<to>
 # (allsides_3447_1422_11_Ted Cruz_88_92, polusa_v1_59488606_-1_30_Dr. Sidney J. Blair_1_3)
 _NEWSMTSC_ID = re.compile(r"^(?P<article>[A-Za-z]+(?:_v\d+)?_\d+_-?\d+)_(?P<sent>\d+)_(?P<target>.+)_\d+_\d+$", re.S)
 NEWSMTSC_FIELDS: tuple[str, ...] = ("sentence", "mention", "from", "to", "polarity", "id")
 
 
-def is_url(path: str) -> bool:
-    return bool(_URL.match(str(path)))
-
-
-def resolve_files(data: Any) -> dict[str, str]:
+def resolve_files(data: Any, source: str | None = None) -> dict[str, str]:
     """{split: path or URL} of ``data.files``, each relative to ``data.source`` unless absolute.
 
     A split whose file is empty is left out (``data.files.validation_mt=''``: Hydra merges dict
@@ -53,7 +43,8 @@ def resolve_files(data: Any) -> dict[str, str]:
     """
     if not data.files:
         raise StanceError(f"data.files: no files given for data.kind={data.kind} (e.g. data.files.train=FILE)")
-    source = str(data.source or "")
+    if source is None:
+        source = resolve_source(str(data.source or ""), allow_download=bool(data.download))
     out: dict[str, str] = {}
     for split, name in data.files.items():
         name = "" if name is None else str(name).strip()
@@ -95,16 +86,6 @@ def _actor(registry: Any, *names: str) -> tuple[str, str]:
     return normalise_name(first), first.strip()
 
 
-def finish_splits(splits: dict[str, list[dict[str, Any]]], folds: int, seed: int) -> datasets.DatasetDict:
-    """Add groups (by sentence, unless set) and folds over all rows of all splits; build the DatasetDict."""
-    everything = [r for rows in splits.values() for r in rows]
-    if any("group" not in r for r in everything):
-        add_groups(everything, "sentence")
-    add_folds(everything, folds, seed)
-    features = make_features()
-    return datasets.DatasetDict({s: to_dataset(rows, features) for s, rows in splits.items()})
-
-
 # --- NewsMTSC ----------------------------------------------------------------------------------
 def newsmtsc_row(rec: dict[str, Any], where: str, registry: Any) -> dict[str, Any]:
     """One NewsMTSC record -> a dataset row (label name in ``label``); StanceError for a bad one."""
@@ -125,19 +106,8 @@ def newsmtsc_row(rec: dict[str, Any], where: str, registry: Any) -> dict[str, An
     actor_id, actor_name = _actor(registry, mention, target)
     if target and registry.resolve(mention) is None and registry.resolve(target) is None:
         actor_id, actor_name = normalise_name(target), target.strip()
-    return {
-        "example_id": ex_id,
-        "article_id": m["article"] if m else ex_id,
-        "sentence_idx": int(m["sent"]) if m else -1,
-        "sentence": sentence,
-        "actor_id": actor_id,
-        "actor_name": actor_name,
-        "mention": mention,
-        "mention_start": start,
-        "mention_end": end,
-        "other_mentions": [],
-        "label": label,
-    }
+    article_id, sentence_idx = (m["article"], int(m["sent"])) if m else (ex_id, -1)
+    return corpus_row(ex_id, article_id, sentence_idx, sentence, (actor_id, actor_name), (mention, start, end), label)
 
 
 def json_lines(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -179,7 +149,10 @@ def load_newsmtsc(data: Any, registry: Any) -> datasets.DatasetDict:
     """
     check_split_config(data.split)
     splits: dict[str, list[dict[str, Any]]] = {}
+    # the corpus split each loaded split comes from (validation <- dev_rw.jsonl): by-reference labels name it
+    origins: dict[str, str] = {}
     for split, path in resolve_files(data).items():
+        origins[split] = Path(path.rsplit("/", 1)[-1]).stem
         if not is_url(path):
             check_json_lines(path)  # exact file:line errors before datasets' own (row-less) ones
         try:
@@ -194,6 +167,10 @@ def load_newsmtsc(data: Any, registry: Any) -> datasets.DatasetDict:
         # row i is line i + 1: NewsMTSC files have no blank lines
         splits[split] = [newsmtsc_row(rec, f"{path}:{i + 1}", registry) for i, rec in enumerate(ds.to_list())]
         log.info("%s: %d rows (%s)", path, len(splits[split]), split)
+    if str(data.labels) != "corpus":
+        labels = read_reference_labels(list(data.label_files), "newsmtsc")
+        splits = apply_reference_labels(splits, origins, labels, str(data.labels))
+        log.info("data.labels=%s: %s", data.labels, ", ".join(f"{s} {len(r)}" for s, r in splits.items()))
     return finish_splits(splits, data.split.folds, data.split.seed)
 
 
@@ -284,19 +261,9 @@ def labelled_row(rec: dict[str, Any], where: str, data: Any, registry: Any, labe
     actor_id, actor_name = _actor(registry, actor or mention)
     raw_id = rec.get(cols.id) if cols.id else None
     article = rec.get(cols.article_id) if cols.article_id else None
-    return {
-        "example_id": str(raw_id) if raw_id not in (None, "") else where.rsplit("/", 1)[-1],
-        "article_id": "" if article is None else str(article),
-        "sentence_idx": -1,
-        "sentence": sentence,
-        "actor_id": actor_id,
-        "actor_name": actor_name,
-        "mention": mention,
-        "mention_start": start,
-        "mention_end": end,
-        "other_mentions": [],
-        "label": label,
-    }
+    example_id = str(raw_id) if raw_id not in (None, "") else where.rsplit("/", 1)[-1]
+    article_id = "" if article is None else str(article)
+    return corpus_row(example_id, article_id, -1, sentence, (actor_id, actor_name), (mention, start, end), label)
 
 
 def load_labelled(data: Any, registry: Any) -> datasets.DatasetDict:

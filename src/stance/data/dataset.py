@@ -4,24 +4,17 @@
 corpus's own splits) and a manifest; ``save_built`` writes both atomically to
 ``<data.processed_dir>/<data.name>/`` with ``preview.csv`` and, when some pairs have no label,
 ``unlabelled.csv`` (an annotation template). ``ensure_dataset`` reuses a built dataset whose
-manifest matches the config and inputs, and rebuilds otherwise.
-
-Grouping: rows of one group never sit in two splits (or two folds). ``group_by: article`` groups by
-article id; ``group_by: sentence`` groups by normalised sentence text, and also joins, within an
-article, a sentence with a longer one that contains it (a pull quote repeated inside a quote), so
-near-duplicates cannot leak from train into test.
+manifest matches the config and inputs, and rebuilds otherwise. Rows follow
+:mod:`stance.data.rows`; groups, splits and folds come from :mod:`stance.data.splits`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import logging
-import random
-import re
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,191 +22,22 @@ from typing import Any
 import datasets
 from tqdm.auto import tqdm
 
+from stance.config import to_container
+from stance.data.corpora import load_labelled, load_newsmtsc, resolve_files
+from stance.data.rows import make_features, quiet_datasets, to_dataset
+from stance.data.splits import add_folds, add_groups, check_split_config, split_rows
 from stance.errors import StanceError
-from stance.io import atomic_path, file_sha256
+from stance.io import atomic_path, file_sha256, is_url, read_csv_rows
 from stance.labels import LABEL2ID, LABELS
-from stance.text.pairs import PAIR_COLUMNS, article_pairs, sentence_key
+from stance.text.actors import ActorRegistry
+from stance.text.articles import input_files, iter_articles
+from stance.text.pairs import article_pairs, sentence_key
 
 log = logging.getLogger(__name__)
 
-SPLITS: tuple[str, ...] = ("train", "validation", "test")
 ANNOTATION_COLUMNS: tuple[str, ...] = ("article_id", "actor_id", "label", "sentence", "note")
 _REQUIRED_ANNOTATION_COLUMNS: tuple[str, ...] = ("article_id", "actor_id", "label", "sentence")
-# a sentence shorter than this (normalised) is never merged into a longer one's group
-_MIN_CONTAINED_CHARS = 30
 _PREVIEW_ROWS = 50
-
-_MENTION = datasets.Features(
-    {
-        "actor_id": datasets.Value("string"),
-        "mention": datasets.Value("string"),
-        "start": datasets.Value("int32"),
-        "end": datasets.Value("int32"),
-    }
-)
-FEATURES = datasets.Features(
-    {
-        "example_id": datasets.Value("string"),
-        "article_id": datasets.Value("string"),
-        "sentence_idx": datasets.Value("int32"),
-        "sentence": datasets.Value("string"),
-        "actor_id": datasets.Value("string"),
-        "actor_name": datasets.Value("string"),
-        "mention": datasets.Value("string"),
-        "mention_start": datasets.Value("int32"),
-        "mention_end": datasets.Value("int32"),
-        "other_mentions": datasets.List(_MENTION),
-        "label": datasets.ClassLabel(names=list(LABELS)),
-        "group": datasets.Value("string"),
-        "fold": datasets.Value("int32"),
-    }
-)
-
-
-def make_features(meta_columns: Iterable[str] = ()) -> datasets.Features:
-    """FEATURES plus one string column per meta column (in the given order)."""
-    feats = datasets.Features(dict(FEATURES))
-    for col in meta_columns:
-        if col in FEATURES:
-            raise StanceError(f"input.meta_columns: {col!r} is already a dataset column")
-        feats[col] = datasets.Value("string")
-    return feats
-
-
-def to_dataset(rows: list[dict[str, Any]], features: datasets.Features) -> datasets.Dataset:
-    """Rows (``label`` as a label name) -> a Dataset with ``features``."""
-    encoded = [{**r, "label": LABEL2ID[r["label"]]} for r in rows]
-    if not encoded:
-        return datasets.Dataset.from_dict({k: [] for k in features}, features=features)
-    return datasets.Dataset.from_list(encoded, features=features)
-
-
-# --- groups, splits and folds ------------------------------------------------------------------
-_EDGE = re.compile(r"^\W+|\W+$")
-
-
-def loose_key(sentence: str) -> str:
-    """sentence_key, case-folded, with quote marks and punctuation stripped at both ends."""
-    return _EDGE.sub("", sentence_key(sentence).casefold())
-
-
-def sentence_groups(sentences: Sequence[str], articles: Sequence[str | None] | None = None) -> list[str]:
-    """The split group of each sentence (``group_by: sentence``).
-
-    Sentences with the same :func:`loose_key` share a group anywhere in the data; within one article
-    a sentence whose loose key (at least 30 characters) is contained in another's joins its group.
-    A group is named by the smallest loose key in it, so names do not depend on row order.
-    Rows whose article is None or "" are only grouped by equal keys.
-    """
-    keys = [loose_key(s) for s in sentences]
-    parent: dict[str, str] = {k: k for k in keys}
-
-    def find(k: str) -> str:
-        while parent[k] != k:
-            parent[k] = parent[parent[k]]
-            k = parent[k]
-        return k
-
-    def union(a: str, b: str) -> None:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            lo, hi = sorted((ra, rb))
-            parent[hi] = lo
-
-    if articles is not None:
-        by_article: dict[str, set[str]] = defaultdict(set)
-        for key, art in zip(keys, articles):
-            if art:
-                by_article[art].add(key)
-        for members in by_article.values():
-            ordered = sorted(members, key=lambda k: (len(k), k))
-            for i, short in enumerate(ordered):
-                if len(short) < _MIN_CONTAINED_CHARS:
-                    continue
-                for longer in ordered[i + 1 :]:
-                    if short in longer:
-                        union(short, longer)
-    return [find(k) for k in keys]
-
-
-def assign_buckets(groups: Sequence[str], labels: Sequence[str], ratios: Sequence[float], seed: int) -> list[int]:
-    """A bucket index per row: a group's rows share one bucket; label counts follow ``ratios``.
-
-    Greedy stratified assignment: groups go largest first (ties in a seeded random order) to the
-    bucket whose label counts fall furthest short of ``ratio * total``, each label weighted by its
-    rarity. Deterministic given the rows and ``seed``.
-    """
-    per_group: dict[str, Counter[str]] = defaultdict(Counter)
-    for g, y in zip(groups, labels):
-        per_group[g][y] += 1
-    totals: Counter[str] = Counter(labels)
-    n = len(labels)
-    names = sorted(per_group)
-    random.Random(seed).shuffle(names)
-    names.sort(key=lambda g: -sum(per_group[g].values()))  # stable: ties keep the shuffled order
-    active = [b for b, r in enumerate(ratios) if r > 0]
-    count: list[Counter[str]] = [Counter() for _ in ratios]
-    size = [0] * len(ratios)
-    where: dict[str, int] = {}
-    for g in names:
-        c = per_group[g]
-        g_size = sum(c.values())
-
-        def cost(b: int) -> float:
-            # increase of sum((count - target)^2 / total) over labels, plus the same for sizes
-            delta = sum(k * (2 * (count[b][y] - ratios[b] * totals[y]) + k) / totals[y] for y, k in c.items())
-            return delta + g_size * (2 * (size[b] - ratios[b] * n) + g_size) / n
-
-        best = min(active, key=lambda b: (cost(b), b))
-        where[g] = best
-        count[best].update(c)
-        size[best] += g_size
-    return [where[g] for g in groups]
-
-
-def check_split_config(split: Any) -> None:
-    """Raise StanceError for split ratios that are negative or do not sum to 1, or a bad group_by."""
-    ratios = [float(getattr(split, s)) for s in SPLITS]
-    if any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6 or ratios[0] <= 0:
-        raise StanceError(
-            "data.split: train/validation/test must be >= 0, train > 0, and sum to 1 "
-            f"(got {ratios[0]}/{ratios[1]}/{ratios[2]})"
-        )
-    if split.group_by not in ("sentence", "article"):
-        raise StanceError(f"data.split.group_by: {split.group_by!r} is not 'sentence' or 'article'")
-    if split.folds < 2:
-        raise StanceError(f"data.split.folds: {split.folds} (need at least 2)")
-
-
-def add_groups(rows: list[dict[str, Any]], group_by: str) -> None:
-    """Set each row's ``group`` (article id, or the sentence group) in place."""
-    if group_by == "article":
-        for r in rows:
-            r["group"] = r["article_id"]
-        return
-    groups = sentence_groups([r["sentence"] for r in rows], [r["article_id"] for r in rows])
-    for r, g in zip(rows, groups):
-        r["group"] = g
-
-
-def add_folds(rows: list[dict[str, Any]], folds: int, seed: int) -> None:
-    """Set each row's ``fold`` in place: grouped, stratified by label, ``folds`` buckets."""
-    buckets = assign_buckets([r["group"] for r in rows], [r["label"] for r in rows], [1.0 / folds] * folds, seed)
-    for r, b in zip(rows, buckets):
-        r["fold"] = b
-
-
-def split_rows(rows: list[dict[str, Any]], split: Any) -> dict[str, list[dict[str, Any]]]:
-    """Rows (with ``group`` and ``label``) -> {split name: rows}, grouped and stratified.
-
-    Splits with ratio 0 are left out. Row order within a split follows the input order.
-    """
-    ratios = [float(getattr(split, s)) for s in SPLITS]
-    buckets = assign_buckets([r["group"] for r in rows], [r["label"] for r in rows], ratios, split.seed)
-    out: dict[str, list[dict[str, Any]]] = {s: [] for s, r in zip(SPLITS, ratios) if r > 0}
-    for r, b in zip(rows, buckets):
-        out[SPLITS[b]].append(r)
-    return out
 
 
 # --- annotations -------------------------------------------------------------------------------
@@ -239,34 +63,6 @@ class Annotations:
 
     labels: dict[AnnotationKey, Annotation] = field(default_factory=dict)
     pending: int = 0
-
-
-def read_csv_rows(path: Path, required: Sequence[str]) -> Iterable[tuple[int, dict[str, str]]]:
-    """(line number, row) of a UTF-8 CSV with a header; one-line StanceError for bad files."""
-    if not path.is_file():
-        raise StanceError(f"{path}: no such file")
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            if header is None:
-                raise StanceError(f"{path}: empty file (expected a header: {','.join(required)})")
-            header = [h.strip() for h in header]
-            missing = [c for c in required if c not in header]
-            if missing:
-                raise StanceError(f"{path}:1: missing column(s) {', '.join(missing)} (header: {','.join(header)})")
-            line = reader.line_num + 1
-            for values in reader:
-                start, line = line, reader.line_num + 1
-                if not any(v.strip() for v in values):
-                    continue
-                if len(values) != len(header):
-                    raise StanceError(f"{path}:{start}: {len(values)} fields, the header has {len(header)}")
-                yield start, dict(zip(header, values))
-    except UnicodeDecodeError as err:
-        raise StanceError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-    except csv.Error as err:
-        raise StanceError(f"{path}: malformed CSV ({err})") from None
 
 
 def read_annotations(paths: Iterable[str], registry: Any) -> Annotations:
@@ -325,37 +121,33 @@ def display_path(path: str | Path) -> str:
         return str(p)
 
 
-def _is_url(path: str) -> bool:
-    return bool(re.match(r"^[a-z][a-z0-9+.-]*://", str(path), re.I))
-
-
 def input_hashes(cfg: Any) -> dict[str, list[dict[str, Any]]]:
     """sha256 of every input and annotation file of ``cfg.data`` (URLs are listed without a hash)."""
     data = cfg.data
 
     def entry(path: str | Path) -> dict[str, Any]:
-        if _is_url(str(path)):
+        if is_url(str(path)):
             return {"path": str(path), "sha256": None}
         return {"path": display_path(path), "sha256": file_sha256(path)}
 
     if data.kind == "articles":
-        from stance.text.articles import input_files
-
         inputs = [entry(p) for p in input_files(list(data.input.paths))]
     else:
-        from stance.data.corpora import resolve_files
-
         inputs = [entry(p) for p in resolve_files(data).values()]
-    annotations = [entry(p) for p in data.annotations] if data.kind == "articles" else []
+    if data.kind == "articles":
+        annotations = [entry(p) for p in data.annotations]
+    else:  # by-reference labels change the dataset as much as the corpus does
+        annotations = [entry(p) for p in data.label_files] if str(data.labels) != "corpus" else []
     return {"inputs": inputs, "annotations": annotations}
 
 
 def dataset_config(cfg: Any) -> dict[str, Any]:
     """The part of a config that decides the dataset's content (not where it is written)."""
-    from stance.config import to_container
-
     data = to_container(cfg.data)
     data.pop("processed_dir", None)
+    if getattr(data["kind"], "value", data["kind"]) != "newsmtsc":  # corpus-only settings: they cannot change another kind's rows
+        for key in ("labels", "label_files", "download"):
+            data.pop(key, None)
     out = {"data": data, "actors": to_container(cfg.actors), "text": to_container(cfg.text)}
     return json.loads(json.dumps(out))
 
@@ -402,8 +194,6 @@ def _manifest(cfg: Any, dd: datasets.DatasetDict, extra: dict[str, Any]) -> dict
 
 
 def _build_articles(cfg: Any, registry: Any) -> BuildResult:
-    from stance.text.articles import iter_articles
-
     data = cfg.data
     check_split_config(data.split)
     meta_columns = list(data.input.meta_columns)
@@ -479,8 +269,6 @@ def _build_articles(cfg: Any, registry: Any) -> BuildResult:
 
 
 def registry_from_config(cfg: Any) -> Any:
-    from stance.text.actors import ActorRegistry
-
     return ActorRegistry.from_config(cfg.actors)
 
 
@@ -491,8 +279,6 @@ def build(cfg: Any) -> BuildResult:
     if kind == "articles":
         return _build_articles(cfg, registry)
     if kind in ("newsmtsc", "labelled"):
-        from stance.data.corpora import load_labelled, load_newsmtsc
-
         dd = load_newsmtsc(cfg.data, registry) if kind == "newsmtsc" else load_labelled(cfg.data, registry)
         return BuildResult(dd, _manifest(cfg, dd, {}))
     raise StanceError(f"data.kind: {kind!r} is not one of articles, newsmtsc, labelled")
@@ -516,18 +302,6 @@ def save_built(result: BuildResult, path: str | Path) -> Path:
         _write_built(result, tmp)
     log.info("wrote %s", path)
     return path
-
-
-@contextlib.contextmanager
-def quiet_datasets() -> Iterator[None]:
-    """Silence the ``datasets`` progress bars (one per tiny split or file is noise) for a block."""
-    bars = datasets.is_progress_bar_enabled()
-    datasets.disable_progress_bars()
-    try:
-        yield
-    finally:
-        if bars:
-            datasets.enable_progress_bars()
 
 
 def _write_built(result: BuildResult, tmp: Path) -> None:

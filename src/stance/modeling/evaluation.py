@@ -19,9 +19,10 @@ from stance.analysis.metrics import actor_metrics
 from stance.analysis.report import evaluate_rows, examples_hash, log_metrics, write_evaluation
 from stance.data.corpora import load_labelled_file
 from stance.data.dataset import ensure_dataset, output_path
+from stance.data.rows import check_data_labels
 
 from stance.errors import StanceError
-from stance.modeling.models import check_data_labels, load_classifier
+from stance.modeling.models import load_classifier
 
 log = logging.getLogger(__name__)
 

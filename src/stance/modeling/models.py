@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from stance.modeling.encoding import DEFAULT_MARKERS, encode
 from stance.errors import StanceError
 from stance.labels import ID2LABEL, LABEL2ID, LABELS
+from stance.modeling.encoding import DEFAULT_MARKERS, encode
 
 log = logging.getLogger(__name__)
 
@@ -298,23 +298,3 @@ def load_classifier(model_dir: str | Path, batch_size: int = 64) -> Any:
     if (path / "config.json").exists():
         return TransformerClassifier.load(path, batch_size=batch_size)
     raise StanceError(f"{path}: not a model folder (no config.json or {BASELINE_META})")
-
-
-def label_names(features: Any) -> tuple[str, ...] | None:
-    """The ClassLabel names of a Dataset's ``label`` column (None when it has none)."""
-    feat = getattr(features, "get", lambda _k: None)("label")
-    names = getattr(feat, "names", None)
-    return tuple(names) if names is not None else None
-
-
-def check_data_labels(features: Any, where: str) -> None:
-    """The data's label set must be LABELS in order (ids are compared, not names)."""
-    names = label_names(features)
-    if names is None:
-        raise StanceError(f"{where}: dataset has no labels (no 'label' column)")
-    if tuple(n.lower() for n in names) != LABELS:
-        raise StanceError(
-            f"{where}: data labels ({', '.join(names)}) do not match the model's label set "
-            f"({', '.join(LABELS)})"
-        )
-

@@ -26,11 +26,12 @@ from stance.analysis.metrics import actor_metrics, compute_metrics, macro_f1
 from stance.analysis.report import evaluate_rows, examples_hash, log_metrics, prediction_rows, write_evaluation
 from stance.config import to_container
 from stance.data.dataset import ensure_dataset
+from stance.data.rows import check_data_labels
 from stance.errors import StanceError
 from stance.io import atomic_path, write_json, write_jsonl
 from stance.labels import LABELS
 from stance.modeling.encoding import check_input_format, encode_dataset
-from stance.modeling.models import TransformerClassifier, check_data_labels, load_transformer, make_baseline, save_baseline
+from stance.modeling.models import TransformerClassifier, load_transformer, make_baseline, save_baseline
 
 log = logging.getLogger(__name__)
 

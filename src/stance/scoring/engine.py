@@ -680,7 +680,8 @@ def run_scoring(cfg: ScoreConfig | Any) -> dict[str, Any]:
     import torch
     from tqdm.auto import tqdm
 
-    from stance.text.pairs import PAIR_COLUMNS, article_pairs
+    from stance.data.rows import PAIR_COLUMNS
+    from stance.text.pairs import article_pairs
 
     registry = ActorRegistry.from_config(cfg.actors)
     if len(registry) == 0:

@@ -8,29 +8,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from stance.text.articles import clean_text
+from stance.config import TextConfig
+from stance.text.actors import ActorRegistry
+from stance.text.articles import Article, clean_text
 from stance.text.segment import split_sentences
-
-if TYPE_CHECKING:
-    from stance.text.actors import ActorRegistry
-    from stance.text.articles import Article
-    from stance.config import TextConfig
-
-# The columns article_pairs fills (docs/ARCHITECTURE.md, "Dataset rows"); meta columns follow.
-PAIR_COLUMNS: tuple[str, ...] = (
-    "example_id",
-    "article_id",
-    "sentence_idx",
-    "sentence",
-    "actor_id",
-    "actor_name",
-    "mention",
-    "mention_start",
-    "mention_end",
-    "other_mentions",
-)
 
 _QUOTES = str.maketrans(
     {
@@ -85,7 +68,7 @@ def article_pairs(article: Article, registry: ActorRegistry, text_cfg: TextConfi
     ``sentence_idx`` indexes the cleaned, de-duplicated sentences. The article's meta values are
     added as string columns (they never replace a schema column).
     """
-    meta = {k: "" if v is None else str(v) for k, v in article.meta.items() if k not in PAIR_COLUMNS}
+    meta = {k: "" if v is None else str(v) for k, v in article.meta.items()}
     rows: list[dict[str, Any]] = []
     for idx, sentence in enumerate(article_sentences(article, text_cfg)):
         mentions = registry.find(sentence)
@@ -111,7 +94,8 @@ def article_pairs(article: Article, registry: ActorRegistry, text_cfg: TextConfi
                     "mention_start": m.start,
                     "mention_end": m.end,
                     "other_mentions": [om for j, om in enumerate(all_mentions) if j != i],
-                    **meta,
                 }
             )
+            # meta columns follow the pair columns and never replace one (stance.data.rows.PAIR_COLUMNS)
+            rows[-1].update((k, v) for k, v in meta.items() if k not in rows[-1])
     return rows
