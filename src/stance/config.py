@@ -1,18 +1,74 @@
 """Typed configuration schemas, registered with Hydra's ConfigStore.
 
 Every entry point's YAML (``configs/<entry>.yaml``) lists its ``*_schema`` first in its defaults,
-so a misspelt key or a value of the wrong type fails at start-up with a message naming it.
+so a misspelt key, a value of the wrong type or a value outside an Enum's members (precision,
+backend, formats, ``group_by``, segmenter, kinds) fails at start-up with a message naming it.
 Options in config groups (``data/``, ``actors/``, ``model/``) extend the group schemas below.
+The Enums are ``StrEnum``: a member compares equal to its string and is written as it (JSON, YAML).
+Schemas are registered once, when this module is imported (:func:`register`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
+
+
+# --- allowed values ----------------------------------------------------------------------------
+class SegmentBackend(StrEnum):
+    """Sentence splitters (benchmarks/segmenters.py measures them)."""
+
+    pysbd = "pysbd"
+    syntok = "syntok"
+    blingfire = "blingfire"
+    regex = "regex"
+
+
+class GroupBy(StrEnum):
+    sentence = "sentence"
+    article = "article"
+
+
+class DataKind(StrEnum):
+    articles = "articles"
+    newsmtsc = "newsmtsc"
+    labelled = "labelled"
+
+
+class ModelKind(StrEnum):
+    transformer = "transformer"
+    majority = "majority"
+    tfidf_lr = "tfidf_lr"
+
+
+class InputFormat(StrEnum):
+    markers = "markers"
+    pair = "pair"
+    both = "both"
+
+
+class Precision(StrEnum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+    int8 = "int8"
+
+
+class Backend(StrEnum):
+    torch = "torch"
+    onnx = "onnx"
+
+
+class TableFormat(StrEnum):
+    parquet = "parquet"
+    csv = "csv"
+    jsonl = "jsonl"
 
 
 # --- reading and preparing articles (shared by build and score) --------------------------------
@@ -48,8 +104,7 @@ class CleanConfig:
 
 @dataclass
 class SegmentConfig:
-    # pysbd | syntok | blingfire | regex (benchmarks/segmenters.py measures them)
-    backend: str = "blingfire"
+    backend: SegmentBackend = SegmentBackend.blingfire
     language: str = "en"
     # post-fix around title abbreviations (Lt., Rep., Sgt. ...) on top of the backend
     fix_titles: bool = True
@@ -79,7 +134,7 @@ class SplitConfig:
     validation: float = 0.15
     test: float = 0.15
     # "sentence": a sentence never appears in two splits; "article": an article never does.
-    group_by: str = "sentence"
+    group_by: GroupBy = GroupBy.sentence
     folds: int = 5
     # splits and folds depend on this seed only (not the training seed), so seed sweeps share them
     seed: int = 42
@@ -103,13 +158,21 @@ class ColumnsConfig:
 class DataConfig:
     name: str = "seed"
     # articles: raw articles + gold annotations; newsmtsc: NewsMTSC JSONL; labelled: generic CSV/JSONL.
-    kind: str = "articles"
+    kind: DataKind = DataKind.articles
     input: InputConfig = field(default_factory=InputConfig)
     annotations: list[str] = field(default_factory=lambda: ["data/annotations/seed.csv"])
     # newsmtsc / labelled: a local folder or a base URL the files are read from.
     source: str = ""
     # split name -> file name (relative to source) or full path/URL.
     files: dict[str, str] = field(default_factory=dict)
+    # newsmtsc: which labels to train and select on. corpus: NewsMTSC's own (sentiment toward the
+    # target, as published); stance: only the rows of label_files, with this project's stance
+    # labels (docs/annotation-guidelines.md); mixed: stance labels where given, the corpus's elsewhere.
+    labels: str = "corpus"
+    # by-reference label files (corpus, split, id, label, note) joined to the corpus at load time
+    label_files: list[str] = field(default_factory=list)
+    # source=auto: allow fetching the public files (sha256-checked, cached under data/external/)
+    download: bool = True
     columns: ColumnsConfig = field(default_factory=ColumnsConfig)
     # raw label value (as a string) -> one of stance.labels.LABELS
     label_map: dict[str, str] = field(default_factory=dict)
@@ -120,11 +183,10 @@ class DataConfig:
 # --- models and training -----------------------------------------------------------------------
 @dataclass
 class ModelConfig:
-    # transformer | majority | tfidf_lr
-    kind: str = "transformer"
+    kind: ModelKind = ModelKind.transformer
     name_or_path: str = "sentence-transformers/all-MiniLM-L6-v2"
     # markers: target mention marked in place; pair: (sentence, actor name); both.
-    input_format: str = "markers"
+    input_format: InputFormat = InputFormat.markers
     max_length: int = 128
     # markers/both: the strings put around the target mention (recorded in the saved model)
     markers: list[str] = field(default_factory=lambda: ["<<", ">>"])
@@ -209,14 +271,13 @@ class ScoreOptions:
     batch_size: int = 64
     # sort by length within windows of this many examples before batching
     sort_window: int = 2048
-    # fp32 | bf16 | int8
-    precision: str = "fp32"
-    # torch (ONNX Runtime is not implemented)
-    backend: str = "torch"
+    # fp32; bf16 (autocast); int8 (dynamic quantisation of the Linear layers)
+    precision: Precision = Precision.fp32
+    # torch, or onnx: the model exported once to ONNX and run by ONNX Runtime (fp32 only)
+    backend: Backend = Backend.torch
     # rows whose top probability is below this are flagged low_confidence
     threshold: float = 0.5
-    # parquet | csv | jsonl
-    format: str = "parquet"
+    format: TableFormat = TableFormat.parquet
     bootstrap: int = 1000
     threads: int = 0
     # write the mention rows of every N articles as one part (bounded memory, resumable)
@@ -226,8 +287,9 @@ class ScoreOptions:
 @dataclass
 class ScoreConfig:
     model_dir: str = MISSING
-    # a path/glob string (``input=PATH``) or the full spec (``input.paths=[a,b] input.meta_columns=[outlet]``)
-    input: Any = field(default_factory=lambda: InputConfig(paths=[]))
+    # the reading spec: ``input.paths=[a,b] input.meta_columns=[outlet]``; ``python -m stance.score``
+    # also takes ``input=PATH`` (rewritten to ``input.paths=['PATH']`` by input_shorthand)
+    input: InputConfig = field(default_factory=lambda: InputConfig(paths=[]))
     output_dir: str = MISSING
     actors: dict[str, ActorSpec] = field(default_factory=dict)
     text: TextConfig = field(default_factory=TextConfig)
@@ -244,9 +306,6 @@ def job_dirname(override_dirname: str) -> str:
     over 240 bytes get their long values replaced by ``~<sha1>`` (``.hydra/overrides.yaml``
     keeps the full overrides).
     """
-    import hashlib
-    import re
-
     def digest(text: str, n: int) -> str:
         return hashlib.sha1(text.encode()).hexdigest()[:n]
 
@@ -268,6 +327,21 @@ def job_dirname(override_dirname: str) -> str:
     return name
 
 
+def input_shorthand(args: list[str]) -> list[str]:
+    """Command-line overrides with ``input=PATH`` rewritten to ``input.paths=['PATH']``.
+
+    ``ScoreConfig.input`` is a structured InputConfig, so Hydra cannot assign a string to it; the
+    score entry point (and tests composing its config) pass their overrides through this first.
+    """
+    out = []
+    for arg in args:
+        if arg.startswith("input=") and not arg.startswith("input={"):
+            value = arg[len("input=") :].replace("\\", "\\\\").replace("'", "\\'")
+            arg = f"input.paths=['{value}']"
+        out.append(arg)
+    return out
+
+
 def config_dir() -> str:
     """The folder of the YAML configs (``configs/`` at the repository top).
 
@@ -284,9 +358,7 @@ CONFIG_DIR = config_dir()
 
 
 def register() -> None:
-    """Register the schemas; called by every entry point before ``@hydra.main`` runs."""
-    from omegaconf import OmegaConf
-
+    """Register the schemas and the ``stance_dirname`` resolver (once, on import of this module)."""
     cs = ConfigStore.instance()
     cs.store(name="build_schema", node=BuildConfig)
     cs.store(name="train_schema", node=TrainConfig)
@@ -297,8 +369,6 @@ def register() -> None:
 
 def to_container(cfg: Any) -> dict[str, Any]:
     """The resolved config as plain Python data (for manifests and run records)."""
-    from omegaconf import OmegaConf
-
     return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)  # type: ignore[return-value]
 
 

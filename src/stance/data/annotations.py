@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stance.data.dataset import read_csv_rows
 from stance.errors import StanceError
+from stance.io import read_csv_rows
 from stance.labels import check_label
 
 REFERENCE_COLUMNS: tuple[str, ...] = ("corpus", "split", "id", "label")  # + optional "note"
