@@ -16,6 +16,8 @@ from hydra import compose, initialize_config_dir
 from conftest import CONFIG_DIR, REPO, SEED_DIR
 
 import stance.scoring.engine as score
+from stance.config import input_shorthand
+from stance.scoring.tables import bootstrap_net_ci
 from stance.errors import StanceError
 from stance.labels import LABELS
 
@@ -31,7 +33,7 @@ def make_cfg(model_dir: Path, inp: str | None, out: Path | None, *extra: str):
     if out is not None:
         overrides.append(f"output_dir={out}")
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose("score", overrides=overrides)
+        return compose("score", overrides=input_shorthand(overrides))
 
 
 def seed_paragraphs() -> tuple[str, list[str]]:
@@ -115,12 +117,12 @@ def test_aggregates_agree_with_mention_rows(seed_run):
 
 def test_bootstrap_ci_resamples_articles():
     n = np.array([10, 10, 10, 10])
-    lo, hi = score.bootstrap_net_ci(n, np.array([5, 5, 5, 5]), reps=500, seed=1)
+    lo, hi = bootstrap_net_ci(n, np.array([5, 5, 5, 5]), reps=500, seed=1)
     assert lo == pytest.approx(0.5) and hi == pytest.approx(0.5)  # identical articles: no spread
-    lo, hi = score.bootstrap_net_ci(n, np.array([10, -10, 10, -10]), reps=2000, seed=1)
+    lo, hi = bootstrap_net_ci(n, np.array([10, -10, 10, -10]), reps=2000, seed=1)
     assert -1.0 <= lo < 0.0 < hi <= 1.0
-    assert score.bootstrap_net_ci(n, np.array([10, -10, 10, -10]), reps=2000, seed=1) == (lo, hi)
-    assert all(np.isnan(score.bootstrap_net_ci(np.array([3]), np.array([1]), reps=100, seed=1)))
+    assert bootstrap_net_ci(n, np.array([10, -10, 10, -10]), reps=2000, seed=1) == (lo, hi)
+    assert all(np.isnan(bootstrap_net_ci(np.array([3]), np.array([1]), reps=100, seed=1)))
 
 
 def test_resumed_run_equals_clean_run(tiny_model_dir, tmp_path, monkeypatch):
@@ -256,11 +258,21 @@ def test_errors_name_the_problem(tiny_model_dir, tmp_path):
     with pytest.raises(StanceError, match=r"^input: no input given \(input=PATH: a file, folder or glob "
                                           r"of articles\)$"):
         score.run_scoring(make_cfg(tiny_model_dir, None, tmp_path / "o"))
+    # Enum fields: Hydra refuses unknown values when the config is composed (at start-up) ...
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException, match=r"fp8"):
+        make_cfg(tiny_model_dir, str(SEED_FILE), tmp_path / "o", "score.precision=fp8")
+    with pytest.raises(ConfigCompositionException, match=r"tensorrt"):
+        make_cfg(tiny_model_dir, str(SEED_FILE), tmp_path / "o", "score.backend=tensorrt")
+    # ... and the Python API, which takes plain strings, says the same in one line
+    from stance.modeling.models import load_classifier
+
     with pytest.raises(StanceError, match=r"^score\.precision: unknown value 'fp8' \(expected one of fp32, "
                                           r"bf16, int8\)$"):
-        score.run_scoring(make_cfg(tiny_model_dir, str(SEED_FILE), tmp_path / "o", "score.precision=fp8"))
+        load_classifier(tiny_model_dir, precision="fp8")
     with pytest.raises(StanceError, match=r"^score\.backend: 'tensorrt' is not available \(supported: torch, onnx\)$"):
-        score.run_scoring(make_cfg(tiny_model_dir, str(SEED_FILE), tmp_path / "o", "score.backend=tensorrt"))
+        load_classifier(tiny_model_dir, backend="tensorrt")
     with pytest.raises(StanceError, match=r"^score\.precision=int8 needs score\.backend=torch \(the onnx backend "
                                           r"runs fp32\)$"):
         score.run_scoring(make_cfg(tiny_model_dir, str(SEED_FILE), tmp_path / "o", "score.backend=onnx",

@@ -335,9 +335,11 @@ def input_shorthand(args: list[str]) -> list[str]:
     """
     out = []
     for arg in args:
-        if arg.startswith("input=") and not arg.startswith("input={"):
-            value = arg[len("input=") :].replace("\\", "\\\\").replace("'", "\\'")
-            arg = f"input.paths=['{value}']"
+        value = arg[len("input=") :]
+        if arg.startswith("input=") and value.startswith("["):  # input=[a,b]: already a list
+            arg = f"input.paths={value}"
+        elif arg.startswith("input=") and not value.startswith("{"):
+            arg = "input.paths=['" + value.replace("'", "\\'") + "']"
         out.append(arg)
     return out
 

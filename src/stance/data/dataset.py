@@ -22,7 +22,7 @@ from typing import Any
 import datasets
 from tqdm.auto import tqdm
 
-from stance.config import to_container
+from stance.config import DataKind, to_container
 from stance.data.corpora import load_labelled, load_newsmtsc, resolve_files
 from stance.data.rows import make_features, quiet_datasets, to_dataset
 from stance.data.splits import add_folds, add_groups, check_split_config, split_rows
@@ -281,7 +281,7 @@ def build(cfg: Any) -> BuildResult:
     if kind in ("newsmtsc", "labelled"):
         dd = load_newsmtsc(cfg.data, registry) if kind == "newsmtsc" else load_labelled(cfg.data, registry)
         return BuildResult(dd, _manifest(cfg, dd, {}))
-    raise StanceError(f"data.kind: {kind!r} is not one of articles, newsmtsc, labelled")
+    raise StanceError(f"data.kind: {kind!r} is not one of {', '.join(DataKind)}")
 
 
 def build_dataset(cfg: Any) -> tuple[datasets.DatasetDict, dict[str, Any]]:

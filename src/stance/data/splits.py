@@ -16,6 +16,7 @@ from typing import Any
 
 import datasets
 
+from stance.config import GroupBy
 from stance.data.rows import make_features, to_dataset
 from stance.errors import StanceError
 from stance.text.pairs import sentence_key
@@ -117,7 +118,7 @@ def check_split_config(split: Any) -> None:
             "data.split: train/validation/test must be >= 0, train > 0, and sum to 1 "
             f"(got {ratios[0]}/{ratios[1]}/{ratios[2]})"
         )
-    if split.group_by not in ("sentence", "article"):
+    if split.group_by not in tuple(GroupBy):
         raise StanceError(f"data.split.group_by: {split.group_by!r} is not 'sentence' or 'article'")
     if split.folds < 2:
         raise StanceError(f"data.split.folds: {split.folds} (need at least 2)")

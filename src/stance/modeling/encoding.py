@@ -19,11 +19,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from stance.config import InputFormat
 from stance.errors import StanceError
 
 log = logging.getLogger(__name__)
 
-INPUT_FORMATS: tuple[str, ...] = ("markers", "pair", "both")
+INPUT_FORMATS: tuple[str, ...] = tuple(f.value for f in InputFormat)
 
 # Punctuation already in the BERT/MiniLM vocabulary ("<", ">"), so the markers start with trained
 # embeddings (typed-entity-marker "punct" style) and are rare in news prose; new special tokens

@@ -14,16 +14,26 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from tqdm.auto import tqdm
 
+from stance.config import Backend, ModelKind, Precision
 from stance.errors import StanceError
+from stance.io import atomic_path
 from stance.labels import ID2LABEL, LABEL2ID, LABELS
 from stance.modeling.encoding import DEFAULT_MARKERS, encode
+from stance.modeling.inference import apply_precision, check_runtime, onnx_session, predict_proba
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +92,7 @@ def load_transformer(name_or_path: str, num_labels: int = len(LABELS)) -> tuple[
     A base checkpoint (no classification head, or another head) gets a new head of ``num_labels``
     outputs; a saved stance model must already predict LABELS.
     """
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer  # heavy
 
     path = resolve_model_path(name_or_path)
     try:
@@ -128,10 +138,14 @@ class TransformerClassifier:
         self.markers = tuple(markers)
         self.batch_size = batch_size
         self.kind = "transformer"
+        # the runtime (load_classifier's precision/backend): fp32 torch unless prepared otherwise
+        self.precision = Precision.fp32
+        self.backend = Backend.torch
+        self.session: Any = None  # an onnxruntime.InferenceSession when backend is onnx
 
     @classmethod
     def load(cls, model_dir: str | Path, batch_size: int = 64) -> TransformerClassifier:
-        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer  # heavy
 
         config = AutoConfig.from_pretrained(model_dir)
         check_label_maps(config.id2label, str(model_dir))
@@ -147,32 +161,44 @@ class TransformerClassifier:
             batch_size=batch_size,
         )
 
-    def predict_proba(self, rows: Sequence[Mapping[str, Any]] | Any, progress: bool = False) -> np.ndarray:
-        """Class probabilities, one row per input row, columns in LABELS order."""
-        import torch
-        from tqdm.auto import tqdm
+    @property
+    def encoding(self) -> dict[str, Any]:
+        """The saved ``stance`` block: how rows are encoded (as in training)."""
+        return {"input_format": self.input_format, "max_length": self.max_length, "markers": self.markers}
 
+    def encode(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[list[int]]]:
+        return encode(self.tokenizer, rows, self.input_format, self.max_length, self.markers)
+
+    def predict_proba(self, rows: Sequence[Mapping[str, Any]] | Any, batch_size: int | None = None, *,
+                      sort_window: int | None = None, progress: bool = False,
+                      on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+        """Class probabilities, one row per input row, columns in LABELS order (the inference
+        engine, :func:`stance.modeling.inference.predict_proba`; ``sort_window`` None: all rows)."""
         rows = list(rows)
         if not rows:
             return np.zeros((0, len(LABELS)), dtype=np.float32)
-        feats = encode(self.tokenizer, rows, self.input_format, self.max_length, self.markers)
-        # Batches of similar length waste less compute on padding; results go back in input order.
-        order = np.argsort([len(ids) for ids in feats["input_ids"]], kind="stable")
-        out = np.zeros((len(rows), len(LABELS)), dtype=np.float32)
-        keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in feats]
-        starts = range(0, len(order), self.batch_size)
-        with torch.inference_mode():
-            for s in tqdm(starts, desc="predicting", disable=not progress, leave=False):
-                idx = order[s : s + self.batch_size]
-                batch = self.tokenizer.pad(
-                    {k: [feats[k][i] for i in idx] for k in keys}, return_tensors="pt"
-                )
-                logits = self.model(**batch).logits
-                out[idx] = torch.softmax(logits.float(), dim=-1).numpy()
-        return out
+        bar = tqdm(total=len(rows), desc="predicting", disable=not progress, leave=False)
+
+        def advance(k: int) -> None:
+            bar.update(k)
+            if on_batch is not None:
+                on_batch(k)
+
+        try:
+            return predict_proba(self.model, self.tokenizer, rows, self.encoding, batch_size or self.batch_size,
+                                 sort_window, self.precision, self.session, advance)
+        finally:
+            bar.close()
 
 
 # --- baselines ---------------------------------------------------------------------------------
+def _done(probs: np.ndarray, on_batch: Callable[[int], None] | None) -> np.ndarray:
+    """A baseline predicts all rows in one go: report them as one batch."""
+    if on_batch is not None:
+        on_batch(len(probs))
+    return probs
+
+
 def context_window(row: Mapping[str, Any], chars: int, placeholder: str = " TARGET ") -> str:
     """The ``chars`` characters either side of the target mention, the mention replaced by a
     placeholder: what is said right around the actor, not who the actor is."""
@@ -194,12 +220,13 @@ class MajorityBaseline:
         self.label_ = int(np.argmax(counts))  # ties -> the first label in LABELS order
         return self
 
-    def predict_proba(self, rows: Sequence[Mapping[str, Any]] | Any, progress: bool = False) -> np.ndarray:
+    def predict_proba(self, rows: Sequence[Mapping[str, Any]] | Any, batch_size: int | None = None,
+                      **kwargs: Any) -> np.ndarray:
         if self.label_ is None:
             raise RuntimeError("MajorityBaseline is not fitted")
         out = np.zeros((len(list(rows)), len(LABELS)), dtype=np.float32)
         out[:, self.label_] = 1.0
-        return out
+        return _done(out, kwargs.get("on_batch"))
 
     def meta(self) -> dict[str, Any]:
         return {"majority_label": LABELS[self.label_] if self.label_ is not None else None}
@@ -224,12 +251,6 @@ class TfidfLRBaseline:
         ]
 
     def _build(self) -> Any:
-        import pandas as pd  # noqa: F401  (ColumnTransformer takes a DataFrame)
-        from sklearn.compose import ColumnTransformer
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import Pipeline
-
         features = ColumnTransformer(
             [
                 ("sentence", TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True), "sentence"),
@@ -240,14 +261,11 @@ class TfidfLRBaseline:
         return Pipeline([("features", features), ("clf", clf)])
 
     def fit(self, rows: Sequence[Mapping[str, Any]], labels: Sequence[int]) -> TfidfLRBaseline:
-        import pandas as pd
-
         self.pipeline = self._build().fit(pd.DataFrame(self._texts(rows)), np.asarray(labels, dtype=int))
         return self
 
-    def predict_proba(self, rows: Sequence[Mapping[str, Any]] | Any, progress: bool = False) -> np.ndarray:
-        import pandas as pd
-
+    def predict_proba(self, rows: Sequence[Mapping[str, Any]] | Any, batch_size: int | None = None,
+                      **kwargs: Any) -> np.ndarray:
         rows = list(rows)
         out = np.zeros((len(rows), len(LABELS)), dtype=np.float32)
         if not rows:
@@ -255,7 +273,7 @@ class TfidfLRBaseline:
         proba = self.pipeline.predict_proba(pd.DataFrame(self._texts(rows)))
         # a label absent from training has no column: its probability stays 0
         out[:, self.pipeline.classes_.astype(int)] = proba
-        return out
+        return _done(out, kwargs.get("on_batch"))
 
     def meta(self) -> dict[str, Any]:
         return {"context_chars": self.context_chars, "C": self.C}
@@ -266,13 +284,11 @@ def make_baseline(kind: str, context_chars: int = 60, C: float = 1.0, seed: int 
         return MajorityBaseline()
     if kind == "tfidf_lr":
         return TfidfLRBaseline(context_chars=context_chars, C=C, seed=seed)
-    raise StanceError(f"unknown model.kind {kind!r} (expected transformer, majority or tfidf_lr)")
+    raise StanceError(f"unknown model.kind {kind!r} (expected {', '.join(ModelKind)})")
 
 
 def save_baseline(model: Any, model_dir: str | Path) -> None:
     """Write ``model.joblib`` + ``stance.json`` (kind, labels, settings) into ``model_dir``."""
-    import joblib
-
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, model_dir / BASELINE_FILE)
@@ -280,21 +296,63 @@ def save_baseline(model: Any, model_dir: str | Path) -> None:
     (model_dir / BASELINE_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
-def load_classifier(model_dir: str | Path, batch_size: int = 64) -> Any:
-    """Load a saved model folder (transformer or baseline) as an object with ``predict_proba``."""
+def save_model(classifier: Any, model_dir: str | Path) -> None:
+    """Save atomically: a transformer with ``save_pretrained`` (+ tokenizer), a baseline with joblib."""
+    with atomic_path(model_dir) as tmp:
+        if getattr(classifier, "kind", "") == "transformer":
+            classifier.model.save_pretrained(tmp)
+            classifier.tokenizer.save_pretrained(tmp)
+        else:
+            save_baseline(classifier, tmp)
+
+
+def _load_baseline(path: Path) -> Any:
+    meta = json.loads((path / BASELINE_META).read_text(encoding="utf-8"))
+    if tuple(meta.get("labels", ())) != LABELS:
+        raise StanceError(
+            f"{path / BASELINE_META}: model labels ({', '.join(meta.get('labels', []))}) do not "
+            f"match the label set ({', '.join(LABELS)})"
+        )
+    try:
+        return joblib.load(path / BASELINE_FILE)
+    except ModuleNotFoundError as err:
+        if err.name != "stance.models":
+            raise
+        # pickled before the package moved to stance.modeling.models: same classes, new home
+        sys.modules.setdefault("stance.models", sys.modules[__name__])
+        return joblib.load(path / BASELINE_FILE)
+
+
+def load_classifier(model_dir: str | Path, batch_size: int = 64, precision: str = "fp32", backend: str = "torch",
+                    threads: int = 0, cache_dir: str | Path | None = None) -> Any:
+    """Load a saved model folder (transformer or baseline) as an object with ``predict_proba``.
+
+    ``precision`` and ``backend`` (transformers only; see :mod:`stance.modeling.inference`): fp32,
+    bf16 or int8 on torch, or fp32 on onnx (exported once, cached under ``cache_dir``).
+    """
+    prec, back = check_runtime(precision, backend)
     path = Path(str(model_dir)).expanduser()
     if not path.is_dir():
         raise StanceError(f"model path {model_dir} does not exist")
     if (path / BASELINE_META).exists():
-        import joblib
+        return _load_baseline(path)
+    if not (path / "config.json").exists():
+        raise StanceError(f"{path}: not a model folder (no config.json or {BASELINE_META})")
+    clf = TransformerClassifier.load(path, batch_size=batch_size)
+    clf.precision, clf.backend = prec, back
+    if back == Backend.onnx:
+        clf.session = onnx_session(clf.model, clf.tokenizer, path, Path(cache_dir) if cache_dir else None,
+                                   threads or _torch_threads())
+        log.info("model %s: input %s, max_length %d, ONNX Runtime fp32, %d thread(s)", path, clf.input_format,
+                 clf.max_length, threads or _torch_threads())
+    else:
+        clf.model = apply_precision(clf.model, prec)
+        log.info("model %s: input %s, max_length %d, %s, %d thread(s)", path, clf.input_format, clf.max_length,
+                 prec, _torch_threads())
+    return clf
 
-        meta = json.loads((path / BASELINE_META).read_text(encoding="utf-8"))
-        if tuple(meta.get("labels", ())) != LABELS:
-            raise StanceError(
-                f"{path / BASELINE_META}: model labels ({', '.join(meta.get('labels', []))}) do not "
-                f"match the label set ({', '.join(LABELS)})"
-            )
-        return joblib.load(path / BASELINE_FILE)
-    if (path / "config.json").exists():
-        return TransformerClassifier.load(path, batch_size=batch_size)
-    raise StanceError(f"{path}: not a model folder (no config.json or {BASELINE_META})")
+
+def _torch_threads() -> int:
+    import torch  # heavy: only asked when a transformer is loaded
+
+    return int(torch.get_num_threads())

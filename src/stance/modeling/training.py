@@ -31,7 +31,7 @@ from stance.errors import StanceError
 from stance.io import atomic_path, write_json, write_jsonl
 from stance.labels import LABELS
 from stance.modeling.encoding import check_input_format, encode_dataset
-from stance.modeling.models import TransformerClassifier, load_transformer, make_baseline, save_baseline
+from stance.modeling.models import TransformerClassifier, load_transformer, make_baseline, save_model
 
 log = logging.getLogger(__name__)
 
@@ -276,16 +276,6 @@ def fit_model(cfg: Any, train_rows: Any, valid_rows: Any | None, work_dir: str |
     model.fit(train_rows.to_list(), train_rows["label"])
     s = time.perf_counter() - t0
     return model, {"train_seconds": round(s, 3), "train_examples_per_s": round(len(train_rows) / s, 1) if s > 0 else None}
-
-
-def save_model(classifier: Any, model_dir: str | Path) -> None:
-    """Save atomically: a transformer with ``save_pretrained`` (+ tokenizer), a baseline with joblib."""
-    with atomic_path(model_dir) as tmp:
-        if getattr(classifier, "kind", "") == "transformer":
-            classifier.model.save_pretrained(tmp)
-            classifier.tokenizer.save_pretrained(tmp)
-        else:
-            save_baseline(classifier, tmp)
 
 
 # --- cross-validation --------------------------------------------------------------------------

@@ -3,10 +3,10 @@
 Text is split into lines (paragraphs) first, so a sentence never crosses a newline; a backend then
 splits each paragraph:
 
-* ``pysbd``: rule-based (Golden Rules), the default — best on ``tests/data/segmentation_cases.jsonl``
+* ``pysbd``: rule-based (Golden Rules) — best on ``tests/data/segmentation_cases.jsonl``
   (see ``benchmarks/segmenters.py``);
 * ``syntok``: rule-based tokenizer + segmenter;
-* ``blingfire``: Microsoft's fast finite-state splitter;
+* ``blingfire``: Microsoft's fast finite-state splitter, the default (``SegmentConfig.backend``);
 * ``regex``: a naive baseline (split after . ! ? … and closing quotes, before a capital or quote).
 
 Every backend's output is mapped back onto the original text, so ``text[s.start:s.end] == s.text``
@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from stance.config import SegmentConfig
+from stance.config import SegmentBackend, SegmentConfig
 from stance.errors import StanceError
 
-BACKENDS: tuple[str, ...] = ("pysbd", "syntok", "blingfire", "regex")
+BACKENDS: tuple[str, ...] = tuple(b.value for b in SegmentBackend)
 
 
 @dataclass(frozen=True)
