@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/score_precision.py --model RUN/model --threads 2
 
 Every option scores the same labelled (sentence, actor) rows through ``stance.score``'s own
-``ScoringModel.predict_proba`` (length-sorted batches, the training encoding):
+``TransformerClassifier.predict_proba`` (stance.modeling.inference: length-sorted batches, the training encoding):
 
 * the seed pairs (all splits of ``data/processed/seed``: the model never saw them when it was
   trained on NewsMTSC);
@@ -54,7 +54,8 @@ def main() -> None:
     from stance.data.dataset import load_built
     from stance.labels import LABELS
     from stance.analysis.metrics import macro_f1
-    from stance.scoring.engine import _native_bf16, load_scoring_model
+    from stance.modeling.inference import native_bf16
+    from stance.modeling.models import load_classifier
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
@@ -76,8 +77,8 @@ def main() -> None:
         options.append(("fp32", "onnx"))
     except ImportError:
         print("(onnxruntime/onnx not installed: the onnx backend is not measured)")
-    models = {opt: load_scoring_model(a.model, opt[0], a.threads, opt[1]) for opt in options}
-    native = _native_bf16()
+    models = {opt: load_classifier(a.model, precision=opt[0], threads=a.threads, backend=opt[1]) for opt in options}
+    native = native_bf16()
     print(f"model {a.model}; {a.threads} thread(s); native bf16: {native}; load average {os.getloadavg()[0]:.1f}")
     report: dict[str, dict[str, dict[str, float]]] = {}
     for name, rows in sets.items():

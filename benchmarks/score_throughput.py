@@ -136,7 +136,8 @@ def main() -> None:
     from stance.text.articles import iter_articles
     from stance.modeling.encoding import format_example
     from stance.text.pairs import article_pairs
-    from stance.scoring.engine import input_spec, load_scoring_model, run_scoring
+    from stance.modeling.models import load_classifier
+    from stance.scoring.engine import input_spec, run_scoring
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
@@ -153,8 +154,8 @@ def main() -> None:
     # the inputs, exactly as stance.score finds and formats them
     registry = ActorRegistry.from_config(cfg.actors)
     rows = [r for art in iter_articles(input_spec(cfg.input)) for r in article_pairs(art, registry, cfg.text)]
-    sm = load_scoring_model(model_dir, a.precision, a.threads)  # torch: for the inputs and int8 in (a)/(b)
-    c = sm.classifier
+    sm = load_classifier(model_dir, precision=a.precision, threads=a.threads)  # torch: for the inputs and int8 in (a)/(b)
+    c = sm
     texts = []
     for row in rows:
         f = format_example(row, c.input_format, c.markers)
@@ -172,7 +173,7 @@ def main() -> None:
     pipe = pipeline("text-classification", model=str(model_dir), tokenizer=str(model_dir), device=-1,
                     dtype=torch.float32, top_k=None)
     if a.precision == "int8":
-        pipe.model = sm.classifier.model  # the same quantised model
+        pipe.model = sm.model  # the same quantised model
     kw = {"truncation": True, "max_length": c.max_length}
     ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if a.precision == "bf16" else (
         lambda: torch.inference_mode())

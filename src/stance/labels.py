@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from stance.errors import StanceError
+
 LABELS: tuple[str, ...] = ("supportive", "critical", "neutral")
 LABEL2ID: dict[str, int] = {label: i for i, label in enumerate(LABELS)}
 ID2LABEL: dict[int, str] = dict(enumerate(LABELS))
@@ -15,8 +17,6 @@ POLAR_LABELS: tuple[str, ...] = ("supportive", "critical")
 
 def check_label(label: str, where: str = "") -> str:
     """Return ``label`` stripped and lower-cased, or raise a StanceError naming ``where``."""
-    from stance.errors import StanceError
-
     norm = str(label).strip().lower()
     if norm not in LABEL2ID:
         prefix = f"{where}: " if where else ""

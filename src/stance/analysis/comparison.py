@@ -41,6 +41,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import yaml
+from omegaconf import OmegaConf
 
 from stance.analysis.plots import plot_comparison
 from stance.errors import StanceError, where
@@ -80,8 +83,6 @@ class Run:
         The config value (not the override's spelling) makes ``train.epochs=4`` and an untouched
         default of ``4.0`` one configuration; the override string is the fallback (``~key``).
         """
-        from omegaconf import OmegaConf
-
         if self._choices is None:
             self._choices = _read_choices(self.path / ".hydra" / "hydra.yaml")
         if key in self._choices:
@@ -115,8 +116,6 @@ def _read_json(path: Path) -> Any:
 def _read_yaml(path: Path) -> Any:
     if not path.is_file():
         return None
-    import yaml
-
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
@@ -491,8 +490,6 @@ def render_markdown(header: list[str], body: list[list[str]]) -> str:
 
 def to_frame(comp: Comparison, base: Path) -> Any:
     """The table as numbers (one column per statistic) for comparison.csv."""
-    import pandas as pd
-
     records = []
     for row in comp.rows:
         rec: dict[str, Any] = {"rank": row.rank, **row.values, "status": row.status}

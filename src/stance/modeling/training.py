@@ -12,6 +12,8 @@ import logging
 import math
 import os
 import shutil
+import signal
+import threading
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -19,8 +21,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import datasets
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
+from sklearn.model_selection import StratifiedGroupKFold
 
 from stance.analysis.metrics import actor_metrics, compute_metrics, macro_f1
 from stance.analysis.report import evaluate_rows, examples_hash, log_metrics, prediction_rows, write_evaluation
@@ -49,8 +53,6 @@ def setup_runtime(seed: int, threads: int = 0) -> None:
     transformers.logging.set_verbosity_error()  # load reports, "newly initialized" warnings
     transformers.utils.logging.disable_progress_bar()  # "Loading weights" bars, not training's
     try:
-        import datasets
-
         datasets.disable_progress_bars()
         datasets.logging.set_verbosity_error()
     except Exception:  # pragma: no cover - cosmetic only
@@ -282,8 +284,6 @@ def fit_model(cfg: Any, train_rows: Any, valid_rows: Any | None, work_dir: str |
 def cv_folds(rows: Any, k: int, seed: int) -> np.ndarray:
     """Fold index per row: the dataset's ``fold`` column when it has exactly ``k`` folds, else
     StratifiedGroupKFold on ``group`` (a group never spans two folds)."""
-    from sklearn.model_selection import StratifiedGroupKFold
-
     if "fold" in rows.column_names:
         folds = np.asarray(rows["fold"])
         if len(set(folds.tolist())) == k:
@@ -396,8 +396,6 @@ def _run(cfg: Any, out: Path, data: Any | None, record: dict[str, Any], t_start:
     if cv_k == 1 or cv_k < 0:
         raise StanceError(f"eval.cv_folds must be 0 (off) or at least 2, got {cv_k}")
     if cv_k > 1:
-        import datasets
-
         t0 = time.perf_counter()
         pool_names = [s for s in ("train", "validation") if s in data]
         pool = datasets.concatenate_datasets([data[s] for s in pool_names])
@@ -466,9 +464,6 @@ def _run(cfg: Any, out: Path, data: Any | None, record: dict[str, Any], t_start:
 def _terminate_as_exception() -> None:
     """Turn SIGTERM (kill, a scheduler's time-out) into an exception, so a killed run still records
     status "failed" and removes its temporary checkpoints."""
-    import signal
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         return
 

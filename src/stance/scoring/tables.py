@@ -91,9 +91,6 @@ class _TableWriter:
         self.schema: Any = None
 
     def write(self, df: Any) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         if self.fmt == "parquet":
             table = pa.Table.from_pandas(df, preserve_index=False)
             if self.writer is None:

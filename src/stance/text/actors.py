@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from omegaconf import DictConfig, OmegaConf
+
 from stance.errors import StanceError
 
 log = logging.getLogger(__name__)
@@ -175,13 +177,8 @@ class ActorRegistry:
         The display name is always an alias too. ``source`` prefixes error messages (a config key
         or a file name).
         """
-        try:
-            from omegaconf import DictConfig, OmegaConf
-
-            if isinstance(mapping, DictConfig):
-                mapping = OmegaConf.to_container(mapping, resolve=True, throw_on_missing=False)
-        except ImportError:  # pragma: no cover - omegaconf comes with hydra
-            pass
+        if isinstance(mapping, DictConfig):
+            mapping = OmegaConf.to_container(mapping, resolve=True, throw_on_missing=False)
         if mapping is None:
             mapping = {}
         if not isinstance(mapping, Mapping):
@@ -209,8 +206,6 @@ class ActorRegistry:
     @classmethod
     def from_yaml(cls, path: str | Path) -> "ActorRegistry":
         """Build from a YAML file whose top-level keys are actor ids (like ``configs/actors/*.yaml``)."""
-        from omegaconf import OmegaConf
-
         path = Path(path)
         if not path.is_file():
             raise StanceError(f"{path}: actor registry file not found")
