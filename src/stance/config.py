@@ -193,6 +193,9 @@ class ModelConfig:
     # tfidf_lr: characters of context either side of the mention used as extra features.
     context_chars: int = 60
     C: float = 1.0
+    # start from a trained stance model (RUN/model or RUN) instead of name_or_path: its weights,
+    # label maps and encoding block (input_format, max_length, markers) are kept (+experiment=adapt)
+    init_from: Optional[str] = None
 
 
 @dataclass
@@ -208,6 +211,9 @@ class TrainingConfig:
     # inverse-frequency class weights in the loss: the seed data is ~75% neutral, and macro-F1
     # (the primary metric) weighs every class equally
     class_weights: bool = True
+    # fit a softmax temperature on the validation split after training (stored with the model and
+    # applied wherever probabilities are produced), so score.threshold means what it says
+    calibrate: bool = True
     early_stopping_patience: int = 3
     max_steps: int = -1
     # evaluate and checkpoint every N steps; 0 = once per epoch
@@ -306,6 +312,7 @@ def job_dirname(override_dirname: str) -> str:
     over 240 bytes get their long values replaced by ``~<sha1>`` (``.hydra/overrides.yaml``
     keeps the full overrides).
     """
+
     def digest(text: str, n: int) -> str:
         return hashlib.sha1(text.encode()).hexdigest()[:n]
 

@@ -13,11 +13,11 @@ import math
 import os
 import shutil
 import signal
-import threading
 import tempfile
+import threading
 import time
-from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from stance.config import to_container
 from stance.data.dataset import ensure_dataset
 from stance.data.rows import check_data_labels
 from stance.errors import StanceError
-from stance.io import atomic_path, write_json, write_jsonl
+from stance.io import write_json, write_jsonl
 from stance.labels import LABELS
 from stance.modeling.encoding import check_input_format, encode_dataset
 from stance.modeling.models import TransformerClassifier, load_transformer, make_baseline, save_model
@@ -128,7 +128,9 @@ def _weighted_trainer(weights: list[float] | None, smoothing: float) -> Any:
     class WeightedTrainer(Trainer):
         """Cross-entropy with optional class weights and label smoothing."""
 
-        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:  # noqa: E501
+        def compute_loss(
+            self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
+        ) -> Any:  # noqa: E501
             labels = inputs.pop("labels")
             outputs = model(**inputs)
             w = torch.tensor(weights, dtype=outputs.logits.dtype, device=outputs.logits.device) if weights else None
@@ -166,14 +168,31 @@ def fit_transformer(
     import transformers
 
     transformers.set_seed(int(cfg.seed))  # the new classifier head's initialisation
-    model, tokenizer = load_transformer(m.name_or_path)
+    init_from = init_model_dir(m.get("init_from"))
+    model, tokenizer = load_transformer(init_from or m.name_or_path)
+    input_format, max_length = _value(m.input_format), int(m.max_length)
+    base_model = m.name_or_path
+    if init_from:
+        # adaptation keeps the encoding the model was trained with: other markers or another input
+        # format would present the same rows differently from everything it learned
+        block = dict(getattr(model.config, "stance", None) or {})
+        input_format, max_length, markers = block["input_format"], int(block["max_length"]), tuple(block["markers"])
+        base_model = block.get("base_model", m.name_or_path)
+        log.info(
+            "model.init_from=%s: fine-tuning it (input %s, max_length %d, markers %s)",
+            init_from,
+            input_format,
+            max_length,
+            markers,
+        )
     model.config.stance = {
-        "input_format": m.input_format,
-        "max_length": int(m.max_length),
+        "input_format": input_format,
+        "max_length": max_length,
         "markers": list(markers),
-        "base_model": m.name_or_path,
+        "base_model": base_model,
+        **({"init_from": init_from} if init_from else {}),
     }
-    enc = dict(input_format=m.input_format, max_length=int(m.max_length), markers=markers)
+    enc = dict(input_format=input_format, max_length=max_length, markers=markers)
     train_ds = encode_dataset(train_rows, tokenizer, **enc)
     valid_ds = encode_dataset(valid_rows, tokenizer, **enc) if valid_rows is not None and len(valid_rows) else None
 
@@ -211,7 +230,9 @@ def fit_transformer(
     )
     weights = class_weights(train_rows["label"]) if t.class_weights else None
     trainer_cls = _weighted_trainer(weights, float(t.label_smoothing))
-    callbacks = [EarlyStoppingCallback(early_stopping_patience=int(t.early_stopping_patience))] if valid_ds is not None else []
+    callbacks = (
+        [EarlyStoppingCallback(early_stopping_patience=int(t.early_stopping_patience))] if valid_ds is not None else []
+    )
     trainer = trainer_cls(
         model=model,
         args=args,
@@ -239,7 +260,9 @@ def fit_transformer(
         "train_seconds": round(train_s, 2),
         "steps": int(state.global_step),
         "epochs_run": round(float(state.epoch or 0), 3),
-        "train_examples_per_s": round(min(seen, len(train_ds) * math.ceil(state.epoch or 1)) / train_s, 2) if train_s > 0 else None,
+        "train_examples_per_s": round(min(seen, len(train_ds) * math.ceil(state.epoch or 1)) / train_s, 2)
+        if train_s > 0
+        else None,
         "trainer_samples_per_second": result.metrics.get("train_samples_per_second"),
         "best_validation_macro_f1": state.best_metric,
         "best_checkpoint_step": _step_of(state.best_model_checkpoint),
@@ -251,7 +274,42 @@ def fit_transformer(
         ],
     }
     model = trainer.model.to("cpu")
-    return TransformerClassifier(model, tokenizer, m.input_format, int(m.max_length), markers, int(t.eval_batch_size)), info
+    return TransformerClassifier(model, tokenizer, input_format, max_length, markers, int(t.eval_batch_size)), info
+
+
+def _value(option: Any) -> str:
+    """An Enum config value as its string (plain strings pass through)."""
+    return str(getattr(option, "value", option))
+
+
+REQUIRED = "<required>"
+
+
+def init_model_dir(init_from: Any) -> str | None:
+    """``model.init_from`` as a saved stance model folder (a run dir means its ``model/``), or None.
+
+    One-line StanceError for a missing folder or a folder that is not a fine-tuned stance model
+    (a baseline, or a base checkpoint without the ``stance`` block and label maps)."""
+    if init_from is None or not str(init_from).strip():
+        return None
+    if str(init_from) == REQUIRED:  # a recipe's placeholder (OmegaConf ignores ??? when merging onto a default)
+        raise StanceError(
+            "model.init_from: missing (+experiment=adapt needs the trained model to start from: model.init_from=RUN/model)"
+        )
+    path = Path(str(init_from)).expanduser()
+    if (path / "model" / "config.json").is_file():
+        path = path / "model"
+    config = path / "config.json"
+    if not config.is_file():
+        raise StanceError(
+            f"model.init_from={init_from}: no config.json there (expected a stance.train run's model/ folder)"
+        )
+    if '"stance"' not in config.read_text(encoding="utf-8"):
+        raise StanceError(
+            f"model.init_from={init_from}: not a fine-tuned stance model (no 'stance' block in config.json); "
+            "use model.name_or_path for a base checkpoint"
+        )
+    return str(path)
 
 
 def _step_of(checkpoint: str | None) -> int | None:
@@ -277,7 +335,10 @@ def fit_model(cfg: Any, train_rows: Any, valid_rows: Any | None, work_dir: str |
     model = make_baseline(cfg.model.kind, cfg.model.context_chars, cfg.model.C, cfg.seed)
     model.fit(train_rows.to_list(), train_rows["label"])
     s = time.perf_counter() - t0
-    return model, {"train_seconds": round(s, 3), "train_examples_per_s": round(len(train_rows) / s, 1) if s > 0 else None}
+    return model, {
+        "train_seconds": round(s, 3),
+        "train_examples_per_s": round(len(train_rows) / s, 1) if s > 0 else None,
+    }
 
 
 # --- cross-validation --------------------------------------------------------------------------
@@ -335,7 +396,7 @@ def run_cv(cfg: Any, rows: Any, work_dir: Path) -> tuple[dict[str, float], list[
 
 # --- the run -----------------------------------------------------------------------------------
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _order_splits(names: Sequence[str]) -> list[str]:
@@ -358,7 +419,11 @@ def run_training(cfg: Any, output_dir: str | Path | None = None, data: Any | Non
         "status": "running",
         "started_at": _now(),
         "seed": int(cfg.seed),
-        "model": {"kind": cfg.model.kind, "name_or_path": cfg.model.name_or_path, "input_format": cfg.model.input_format},
+        "model": {
+            "kind": cfg.model.kind,
+            "name_or_path": cfg.model.name_or_path,
+            "input_format": cfg.model.input_format,
+        },
         "data": cfg.data.name,
         "output_dir": str(out),
         "pid": os.getpid(),
@@ -403,7 +468,13 @@ def _run(cfg: Any, out: Path, data: Any | None, record: dict[str, Any], t_start:
         metrics.update(cv_metrics)
         write_jsonl(out / "cv_predictions.jsonl", oof)
         timings["cv_s"] = round(time.perf_counter() - t0, 2)
-        log.info("CV (%d folds over %s): macro-F1 %.4f ± %.4f", cv_k, "+".join(pool_names), metrics["cv_macro_f1_mean"], metrics["cv_macro_f1_std"])
+        log.info(
+            "CV (%d folds over %s): macro-F1 %.4f ± %.4f",
+            cv_k,
+            "+".join(pool_names),
+            metrics["cv_macro_f1_mean"],
+            metrics["cv_macro_f1_std"],
+        )
 
     t0 = time.perf_counter()
     classifier, info = fit_model(cfg, data["train"], data["validation"] if has_valid else None, out)
@@ -420,7 +491,9 @@ def _run(cfg: Any, out: Path, data: Any | None, record: dict[str, Any], t_start:
         metrics.update(m)
         if s == focus:
             focus_rows, focus_probs = rows, p
-            metrics.update(actor_metrics([r["label"] for r in rows], p.argmax(axis=1), [r["actor_id"] for r in rows], s))
+            metrics.update(
+                actor_metrics([r["label"] for r in rows], p.argmax(axis=1), [r["actor_id"] for r in rows], s)
+            )
     timings["eval_s"] = round(time.perf_counter() - t0, 2)
 
     if cv_k > 1:
@@ -435,10 +508,21 @@ def _run(cfg: Any, out: Path, data: Any | None, record: dict[str, Any], t_start:
     notes = [
         f"model: `{cfg.model.name_or_path}` ({cfg.model.kind}, input {cfg.model.input_format}), seed {cfg.seed}",
         f"data: `{cfg.data.name}` ({', '.join(f'{k} {v}' for k, v in record['counts'].items())})",
-        f"primary metric: {primary_name} = {primary:.4f}" if primary_name else "primary metric: none (no validation split)",
+        f"primary metric: {primary_name} = {primary:.4f}"
+        if primary_name
+        else "primary metric: none (no validation split)",
     ]
     if focus:
-        write_evaluation(out, metrics, focus, focus_rows, focus_probs, f"Training run {out.name}", splits + (["cv_oof"] if cv_k > 1 else []), notes)
+        write_evaluation(
+            out,
+            metrics,
+            focus,
+            focus_rows,
+            focus_probs,
+            f"Training run {out.name}",
+            splits + (["cv_oof"] if cv_k > 1 else []),
+            notes,
+        )
     else:
         write_json(out / "metrics.json", metrics)
     log_metrics(metrics, splits)
@@ -477,7 +561,3 @@ def _threads() -> int:
     import torch
 
     return int(torch.get_num_threads())
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,88 @@
+"""Recipes: experiment configs compose; model.init_from adapts a trained model, keeping its label
+maps and encoding block, and refuses a model that is not a stance model or predicts other labels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from stance.errors import StanceError
+from stance.modeling.models import load_classifier
+from stance.modeling.training import init_model_dir, run_training
+
+from conftest import CONFIG_DIR, make_toy_dataset, make_tiny_model
+
+torch.set_num_threads(1)
+EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
+
+
+def cfg(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose("train", overrides=["threads=1", "eval.bootstrap=20", *overrides])
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return make_toy_dataset(45)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_model_dir, toy, tmp_path_factory) -> Path:
+    """A run trained with non-default encoding (pair input, max_length 24)."""
+    out = tmp_path_factory.mktemp("base")
+    run_training(cfg(f"model.name_or_path={tiny_model_dir}", "model.input_format=pair", "model.max_length=24",
+                     "train.epochs=1", "train.batch_size=8"), output_dir=out, data=toy)
+    return out
+
+
+def test_every_experiment_composes():
+    assert {"news", "news_sentiment", "adapt"} <= set(EXPERIMENTS)
+    for name in EXPERIMENTS:
+        c = cfg(f"+experiment={name}", "model.init_from=RUN/model") if name == "adapt" else cfg(f"+experiment={name}")
+        assert c.train.epochs > 0
+    assert cfg("+experiment=news").data.labels == "stance"
+    assert cfg("+experiment=news_sentiment").data.labels == "corpus"
+
+
+def test_adapt_keeps_label_maps_and_encoding(trained, toy, tmp_path):
+    # the adapt recipe on the toy data, starting from the trained run (its run dir is accepted too)
+    run_training(cfg("+experiment=adapt", f"model.init_from={trained}", "model.input_format=markers",
+                     "model.max_length=64", "train.epochs=1", "train.batch_size=8"), output_dir=tmp_path, data=toy)
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["id2label"] == json.loads((trained / "model" / "config.json").read_text())["id2label"]
+    assert config["stance"]["input_format"] == "pair" and config["stance"]["max_length"] == 24
+    assert config["stance"]["init_from"] == str(trained / "model")
+    assert load_classifier(tmp_path / "model").input_format == "pair"
+    # the weights moved: adaptation trained the loaded model, not a fresh one
+    a = load_classifier(trained / "model").model.state_dict()
+    b = load_classifier(tmp_path / "model").model.state_dict()
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def test_init_from_refuses_other_labels(tmp_path):
+    other = make_tiny_model(tmp_path / "other")
+    config = json.loads((other / "config.json").read_text())
+    config["id2label"] = {"0": "positive", "1": "negative", "2": "neutral"}
+    config["label2id"] = {v: int(k) for k, v in config["id2label"].items()}
+    config["stance"] = {"input_format": "markers", "max_length": 32, "markers": ["<<", ">>"]}
+    (other / "config.json").write_text(json.dumps(config))
+    with pytest.raises(StanceError, match="label"):
+        run_training(cfg("+experiment=adapt", f"model.init_from={other}", "train.epochs=1"), output_dir=tmp_path / "run",
+                     data=make_toy_dataset(30))
+
+
+def test_init_from_refuses_base_checkpoints_and_missing_folders(tiny_model_dir, tmp_path):
+    with pytest.raises(StanceError, match="not a fine-tuned stance model"):
+        init_model_dir(tiny_model_dir)
+    with pytest.raises(StanceError, match="no config.json"):
+        init_model_dir(tmp_path / "nowhere")
+    assert init_model_dir(None) is None and init_model_dir("") is None
+
+
+def test_adapt_without_init_from_is_one_line(toy, tmp_path):
+    with pytest.raises(StanceError, match="model.init_from: missing"):
+        run_training(cfg("+experiment=adapt", "train.epochs=1"), output_dir=tmp_path, data=toy)
