@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install run build test bench clean
+.PHONY: install run build test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,13 @@ run: $(STAMP)
 build: $(STAMP)
 	$(PY) -m stance.build
 
-test: $(STAMP)
+# ruff (lint + format check) and mypy first: CI (.ci/) runs `make test`
+lint: $(STAMP)
+	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff format --check src tests benchmarks
+	$(PY) -m mypy
+
+test: lint
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
 clean:

@@ -33,7 +33,12 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-4)  # best dev_rw of 5e-5 and 1e-4 (3 epochs)
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--max-steps", type=int, default=-1)
-    ap.add_argument("--eval-steps", type=int, default=137, help="validate on dev_rw every N steps (0: every epoch); 137 = half an epoch at batch 32")
+    ap.add_argument(
+        "--eval-steps",
+        type=int,
+        default=137,
+        help="validate on dev_rw every N steps (0: every epoch); 137 = half an epoch at batch 32",
+    )
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--source", default=str(REPO.parent / "shared" / "newsmtsc"))

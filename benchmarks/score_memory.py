@@ -52,14 +52,27 @@ def main() -> None:
     for n in a.sizes:
         corpus = make_corpus(tmp / f"articles-{n}", n, seed=n, paragraphs=(1, 3))
         out = tmp / f"out-{n}"
-        cmd = [sys.executable, "-m", "stance.score", f"model_dir={model_dir}", f"input={corpus}",
-               f"output_dir={out}", f"score.threads={a.threads}", *a.extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "stance.score",
+            f"model_dir={model_dir}",
+            f"input={corpus}",
+            f"output_dir={out}",
+            f"score.threads={a.threads}",
+            *a.extra,
+        ]
         log_path = tmp / f"score-{n}.log"
         t0 = time.perf_counter()
         # the log goes to a file: a pipe nobody reads while waiting would fill up and block the child
         with log_path.open("w") as log:
-            proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                                    env={**os.environ, "OMP_NUM_THREADS": str(a.threads)})
+            proc = subprocess.Popen(
+                cmd,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "OMP_NUM_THREADS": str(a.threads)},
+            )
             _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
         err = log_path.read_text(errors="replace")
@@ -69,15 +82,20 @@ def main() -> None:
         peak_mib = usage.ru_maxrss / 1024  # Linux: KiB
         c = run["counts"]
         results.append({"articles": n, "mentions": c["mentions"], "peak_rss_mib": peak_mib, "wall_s": wall})
-        print(f"{n:>6} articles: {c['mentions']:>7} mentions, {c['articles_no_actor']} without actors, "
-              f"{len(list((out / 'mentions').glob('part-*.parquet')))} parts; peak RSS {peak_mib:.0f} MiB; "
-              f"{wall:.0f} s ({run['throughput']['sentences_per_s']:.0f} sentences/s, "
-              f"{run['throughput']['articles_per_s']:.1f} articles/s)", flush=True)
+        print(
+            f"{n:>6} articles: {c['mentions']:>7} mentions, {c['articles_no_actor']} without actors, "
+            f"{len(list((out / 'mentions').glob('part-*.parquet')))} parts; peak RSS {peak_mib:.0f} MiB; "
+            f"{wall:.0f} s ({run['throughput']['sentences_per_s']:.0f} sentences/s, "
+            f"{run['throughput']['articles_per_s']:.1f} articles/s)",
+            flush=True,
+        )
     if len(results) > 1:
         first, last = results[0], results[-1]
-        print(f"peak RSS {last['articles']} vs {first['articles']} articles: {last['peak_rss_mib']:.0f} vs "
-              f"{first['peak_rss_mib']:.0f} MiB ({last['peak_rss_mib'] / first['peak_rss_mib']:.2f}x for "
-              f"{last['articles'] / first['articles']:.0f}x the articles)")
+        print(
+            f"peak RSS {last['articles']} vs {first['articles']} articles: {last['peak_rss_mib']:.0f} vs "
+            f"{first['peak_rss_mib']:.0f} MiB ({last['peak_rss_mib'] / first['peak_rss_mib']:.2f}x for "
+            f"{last['articles'] / first['articles']:.0f}x the articles)"
+        )
 
 
 if __name__ == "__main__":

@@ -51,9 +51,9 @@ def main() -> None:
     import torch
     from transformers.utils import logging as hf_logging
 
+    from stance.analysis.metrics import macro_f1
     from stance.data.dataset import load_built
     from stance.labels import LABELS
-    from stance.analysis.metrics import macro_f1
     from stance.modeling.inference import native_bf16
     from stance.modeling.models import load_classifier
 
@@ -94,8 +94,11 @@ def main() -> None:
             speed[opt] = len(use) / (time.perf_counter() - t0)
             probs[opt] = (np.array(use), p)
         _, base = probs[("fp32", "torch")]
-        print(f"\n{name}: {len(rows)} rows (gold: "
-              + ", ".join(f"{lab} {int((gold == i).sum())}" for i, lab in enumerate(LABELS)) + ")")
+        print(
+            f"\n{name}: {len(rows)} rows (gold: "
+            + ", ".join(f"{lab} {int((gold == i).sum())}" for i, lab in enumerate(LABELS))
+            + ")"
+        )
         report[name] = {}
         for opt in models:
             idx, p = probs[opt]
@@ -105,11 +108,18 @@ def main() -> None:
             agree = float((p.argmax(1) == ref.argmax(1)).mean())
             tag = f"{opt[0]}/{opt[1]}"
             subset = f" on {len(idx)}-row subset (fp32 there {ref_f1:.4f})" if len(idx) < len(rows) else ""
-            print(f"  {tag:11s} macro-F1 {f1:.4f}  change {100 * (f1 - ref_f1):+.2f} pt{subset}; "
-                  f"agreement with fp32 {agree:.1%}; max |dprob| {np.abs(p - ref).max():.4f}; "
-                  f"{speed[opt]:.1f} sentences/s ({speed[opt] / speed[('fp32', 'torch')]:.2f}x fp32)")
-            report[name][tag] = {"macro_f1": f1, "delta_pt": 100 * (f1 - ref_f1), "agreement": agree,
-                                 "rows": len(idx), "sentences_per_s": speed[opt]}
+            print(
+                f"  {tag:11s} macro-F1 {f1:.4f}  change {100 * (f1 - ref_f1):+.2f} pt{subset}; "
+                f"agreement with fp32 {agree:.1%}; max |dprob| {np.abs(p - ref).max():.4f}; "
+                f"{speed[opt]:.1f} sentences/s ({speed[opt] / speed[('fp32', 'torch')]:.2f}x fp32)"
+            )
+            report[name][tag] = {
+                "macro_f1": f1,
+                "delta_pt": 100 * (f1 - ref_f1),
+                "agreement": agree,
+                "rows": len(idx),
+                "sentences_per_s": speed[opt],
+            }
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
     if a.json:
         Path(a.json).write_text(json.dumps(report, indent=2))

@@ -87,7 +87,9 @@ def gemm_rate(config: object, rows: int, mean_len: int, dtype: object, reps: int
     heads = config.num_attention_heads  # type: ignore[attr-defined]
     bsz = max(1, rows // mean_len)
     shapes = [  # (A, B, count per layer)
-        ((rows, h), (h, h), 4), ((rows, h), (h, inter), 1), ((rows, inter), (inter, h), 1),
+        ((rows, h), (h, h), 4),
+        ((rows, h), (h, inter), 1),
+        ((rows, inter), (inter, h), 1),
         ((bsz * heads, mean_len, h // heads), (bsz * heads, h // heads, mean_len), 2),
     ]
     total_flops = total_time = 0.0
@@ -116,8 +118,13 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8"])
-    ap.add_argument("--backends", nargs="*", default=["torch", "onnx"], choices=["torch", "onnx"],
-                    help="stance.score backends measured in (c), each in every round")
+    ap.add_argument(
+        "--backends",
+        nargs="*",
+        default=["torch", "onnx"],
+        choices=["torch", "onnx"],
+        help="stance.score backends measured in (c), each in every round",
+    )
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None, help="also write the numbers to this JSON file")
@@ -132,12 +139,12 @@ def main() -> None:
     from transformers.utils import logging as hf_logging
 
     from score_corpus import make_corpus
-    from stance.text.actors import ActorRegistry
-    from stance.text.articles import iter_articles
     from stance.modeling.encoding import format_example
-    from stance.text.pairs import article_pairs
     from stance.modeling.models import load_classifier
     from stance.scoring.engine import input_spec, run_scoring
+    from stance.text.actors import ActorRegistry
+    from stance.text.articles import iter_articles
+    from stance.text.pairs import article_pairs
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
@@ -146,15 +153,25 @@ def main() -> None:
     model_dir = Path(a.model) if a.model else default_model(tmp)
     corpus = make_corpus(tmp / "articles", a.articles, seed=a.seed)
     with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
-        cfg = compose("score", overrides=[
-            f"model_dir={model_dir}", f"input={corpus}", f"output_dir={tmp / 'out'}",
-            f"score.threads={a.threads}", f"score.batch_size={a.batch_size}",
-            f"score.precision={a.precision}", "score.bootstrap=1000"])
+        cfg = compose(
+            "score",
+            overrides=[
+                f"model_dir={model_dir}",
+                f"input={corpus}",
+                f"output_dir={tmp / 'out'}",
+                f"score.threads={a.threads}",
+                f"score.batch_size={a.batch_size}",
+                f"score.precision={a.precision}",
+                "score.bootstrap=1000",
+            ],
+        )
 
     # the inputs, exactly as stance.score finds and formats them
     registry = ActorRegistry.from_config(cfg.actors)
     rows = [r for art in iter_articles(input_spec(cfg.input)) for r in article_pairs(art, registry, cfg.text)]
-    sm = load_classifier(model_dir, precision=a.precision, threads=a.threads)  # torch: for the inputs and int8 in (a)/(b)
+    sm = load_classifier(
+        model_dir, precision=a.precision, threads=a.threads
+    )  # torch: for the inputs and int8 in (a)/(b)
     c = sm
     texts = []
     for row in rows:
@@ -163,20 +180,34 @@ def main() -> None:
     lengths = [len(ids) for ids in sm.encode(rows)["input_ids"]]
     config = AutoConfig.from_pretrained(model_dir)
     flops_per = model_flops(config, lengths) / len(lengths)
-    print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()}), "
-          f"{a.threads} threads; load average {os.getloadavg()[0]:.1f} at start")
-    print(f"model: {model_dir} ({config.num_hidden_layers} layers, hidden {config.hidden_size}); "
-          f"precision {a.precision}")
-    print(f"inputs: {a.articles} articles -> {len(rows)} (sentence, actor) inputs, mean {sum(lengths) / len(lengths):.1f} "
-          f"tokens (max {max(lengths)}); {flops_per / 1e9:.3f} GFLOP per sentence")
+    print(
+        f"machine: {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()}), "
+        f"{a.threads} threads; load average {os.getloadavg()[0]:.1f} at start"
+    )
+    print(
+        f"model: {model_dir} ({config.num_hidden_layers} layers, hidden {config.hidden_size}); precision {a.precision}"
+    )
+    print(
+        f"inputs: {a.articles} articles -> {len(rows)} (sentence, actor) inputs, mean {sum(lengths) / len(lengths):.1f} "
+        f"tokens (max {max(lengths)}); {flops_per / 1e9:.3f} GFLOP per sentence"
+    )
 
-    pipe = pipeline("text-classification", model=str(model_dir), tokenizer=str(model_dir), device=-1,
-                    dtype=torch.float32, top_k=None)
+    pipe = pipeline(
+        "text-classification",
+        model=str(model_dir),
+        tokenizer=str(model_dir),
+        device=-1,
+        dtype=torch.float32,
+        top_k=None,
+    )
     if a.precision == "int8":
         pipe.model = sm.model  # the same quantised model
     kw = {"truncation": True, "max_length": c.max_length}
-    ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if a.precision == "bf16" else (
-        lambda: torch.inference_mode())
+    ctx = (
+        (lambda: torch.autocast("cpu", dtype=torch.bfloat16))
+        if a.precision == "bf16"
+        else (lambda: torch.inference_mode())
+    )
 
     sample = random.Random(a.seed).sample(texts, min(a.a_limit, len(texts)))
     dtype = torch.bfloat16 if a.precision == "bf16" else torch.float32
@@ -199,8 +230,10 @@ def main() -> None:
             t0 = time.perf_counter()
             pipe(texts, batch_size=a.batch_size, **kw)
             res["b"] = len(texts) / (time.perf_counter() - t0)
-        print(f"round {rnd}: (a) pipeline one at a time {res['a']:.1f} sentences/s ({len(sample)} inputs); "
-              f"(b) pipeline batch_size={a.batch_size} {res['b']:.1f} sentences/s")
+        print(
+            f"round {rnd}: (a) pipeline one at a time {res['a']:.1f} sentences/s ({len(sample)} inputs); "
+            f"(b) pipeline batch_size={a.batch_size} {res['b']:.1f} sentences/s"
+        )
         for backend in backends:  # (c) stance.score end to end
             run_cfg = cfg.copy()
             run_cfg.score.backend = backend
@@ -213,14 +246,18 @@ def main() -> None:
             res[f"c_{backend}"], res[f"loop_{backend}"] = total, loop
             res[f"gflops_inf_{backend}"] = total_flops / record["throughput"]["inference_s"] / 1e9
             res[f"gflops_loop_{backend}"] = total_flops / (len(rows) / loop) / 1e9
-            print(f"round {rnd}: (c) stance.score backend={backend}: {total:.1f} sentences/s end to end "
-                  f"({wall:.1f} s incl. model load, aggregates, plot), {loop:.1f} in the loop, "
-                  f"{record['throughput']['articles_per_s']:.2f} articles/s; (c)/(a) = {total / res['a']:.2f}x, "
-                  f"(c)/(b) = {total / res['b']:.2f}x")
+            print(
+                f"round {rnd}: (c) stance.score backend={backend}: {total:.1f} sentences/s end to end "
+                f"({wall:.1f} s incl. model load, aggregates, plot), {loop:.1f} in the loop, "
+                f"{record['throughput']['articles_per_s']:.2f} articles/s; (c)/(a) = {total / res['a']:.2f}x, "
+                f"(c)/(b) = {total / res['b']:.2f}x"
+            )
         gemm_after, lines = gemm_rate(config, a.batch_size * mean_len, mean_len, dtype)
         res["gemm"] = max(gemm_before, gemm_after)
-        print(f"round {rnd}: torch matmul at the model's shapes ({str(dtype).split('.')[-1]}, {a.threads} threads): "
-              f"{gemm_before:.1f} before, {gemm_after:.1f} GFLOP/s after; load average {os.getloadavg()[0]:.1f}")
+        print(
+            f"round {rnd}: torch matmul at the model's shapes ({str(dtype).split('.')[-1]}, {a.threads} threads): "
+            f"{gemm_before:.1f} before, {gemm_after:.1f} GFLOP/s after; load average {os.getloadavg()[0]:.1f}"
+        )
         results.append(res)
     print("\n".join(lines))
 
@@ -235,14 +272,28 @@ def main() -> None:
         lb = statistics.median(r[f"loop_{backend}"] / r["b"] for r in results)
         share_inf = statistics.median(r[f"gflops_inf_{backend}"] / r["gemm"] for r in results)
         share_loop = statistics.median(r[f"gflops_loop_{backend}"] / r["gemm"] for r in results)
-        print(f"  (c) backend={backend}: {med('c_' + backend):.1f} sentences/s end to end; (c)/(a) = {ra:.2f}x, "
-              f"(c)/(b) = {rb:.2f}x (loop only: {lb:.2f}x)")
-        print(f"      {med('gflops_inf_' + backend):.1f} GFLOP/s in inference, {med('gflops_loop_' + backend):.1f} over "
-              f"the loop = {100 * share_inf:.0f}% / {100 * share_loop:.0f}% of the torch matmul rate at the model's "
-              f"shapes ({med('gemm'):.1f} GFLOP/s)")
+        print(
+            f"  (c) backend={backend}: {med('c_' + backend):.1f} sentences/s end to end; (c)/(a) = {ra:.2f}x, "
+            f"(c)/(b) = {rb:.2f}x (loop only: {lb:.2f}x)"
+        )
+        print(
+            f"      {med('gflops_inf_' + backend):.1f} GFLOP/s in inference, {med('gflops_loop_' + backend):.1f} over "
+            f"the loop = {100 * share_inf:.0f}% / {100 * share_loop:.0f}% of the torch matmul rate at the model's "
+            f"shapes ({med('gemm'):.1f} GFLOP/s)"
+        )
     if a.json:
-        Path(a.json).write_text(json.dumps({"inputs": len(rows), "rounds": results, "precision": a.precision,
-                                            "threads": a.threads, "model": str(model_dir)}, indent=2))
+        Path(a.json).write_text(
+            json.dumps(
+                {
+                    "inputs": len(rows),
+                    "rounds": results,
+                    "precision": a.precision,
+                    "threads": a.threads,
+                    "model": str(model_dir),
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

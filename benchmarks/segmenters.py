@@ -38,8 +38,7 @@ def main() -> None:
         cfg = SegmentConfig(backend=backend, fix_titles=fix)
         backend = f"{backend}+fix" if fix else backend
         split_sentences("Warm up. Twice.", cfg)  # import and build the backend outside the timing
-        failed = [c["id"] for c in cases
-                  if [s.text for s in split_sentences(c["text"], cfg)] != c["sentences"]]
+        failed = [c["id"] for c in cases if [s.text for s in split_sentences(c["text"], cfg)] != c["sentences"]]
         t0 = time.perf_counter()
         for _ in range(args.repeat):
             n = len(split_sentences(text, cfg))
@@ -48,9 +47,10 @@ def main() -> None:
     fastest = min(r[3] for r in rows)
     print(f"{len(cases)} cases ({args.cases.name}); speed: {args.text.name} x{args.repeat}")
     print(f"{'backend':<14} {'exact':>7} {'accuracy':>8} {'seconds':>8} {'x fastest':>9} {'sents':>5}")
-    for backend, ok, failed, secs, n in rows:
-        print(f"{backend:<14} {ok:>3}/{len(cases):<3} {ok / len(cases):>8.3f} {secs:>8.3f} "
-              f"{secs / fastest:>9.1f} {n:>5}")
+    for backend, ok, _failed, secs, n in rows:
+        print(
+            f"{backend:<14} {ok:>3}/{len(cases):<3} {ok / len(cases):>8.3f} {secs:>8.3f} {secs / fastest:>9.1f} {n:>5}"
+        )
     for backend, _, failed, _, _ in rows:
         print(f"{backend} misses: {', '.join(failed) or '-'}")
 

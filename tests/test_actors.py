@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from stance.text.actors import Actor, ActorRegistry, Mention
-from stance.errors import StanceError
-
 from conftest import CONFIG_DIR, SEED_DIR
+from stance.errors import StanceError
+from stance.text.actors import Actor, ActorRegistry, Mention
 
 SMALL = {
     "trump": {
@@ -54,7 +53,9 @@ def test_from_config_builds_actors_and_name_is_an_alias(reg: ActorRegistry) -> N
     assert reg.ids[:3] == ("trump", "putin", "russia")
     trump = reg.get("trump")
     assert trump == Actor(
-        "trump", "Donald Trump", "person",
+        "trump",
+        "Donald Trump",
+        "person",
         ("Donald Trump", "Trump", "President Trump", "President Donald Trump", "the US president"),
     )
     assert found(reg, "Donald Trump and Fedor Krasheninnikov") == [
@@ -99,7 +100,9 @@ def test_alias_claimed_by_two_actors_names_both() -> None:
         "russia": {"name": "Russia", "kind": "country", "aliases": ["Moscow"]},
         "moscow_city": {"name": "Moscow", "kind": "city", "aliases": []},
     }
-    with pytest.raises(StanceError, match=r"^actors: alias 'Moscow' of 'moscow_city' is also claimed by 'russia' \(as 'Moscow'\)$"):
+    with pytest.raises(
+        StanceError, match=r"^actors: alias 'Moscow' of 'moscow_city' is also claimed by 'russia' \(as 'Moscow'\)$"
+    ):
         ActorRegistry.from_config(cfg)
 
 
@@ -176,7 +179,11 @@ def test_spans_are_exact(reg: ActorRegistry) -> None:
     mentions = reg.find(text)
     assert [m.start for m in mentions] == sorted(m.start for m in mentions)
     assert [(m.text, m.start, m.end) for m in mentions] == [
-        ("Trump", 26, 31), ("Putin", 32, 37), ("Moscow", 44, 50), ("US", 56, 58), ("Iran", 71, 75),
+        ("Trump", 26, 31),
+        ("Putin", 32, 37),
+        ("Moscow", 44, 50),
+        ("US", 56, 58),
+        ("Iran", 71, 75),
     ]
 
 
@@ -213,8 +220,23 @@ def test_find_scales_linearly_on_long_text(default_registry: ActorRegistry) -> N
 
 # --- the shipped registry on the seed article ----------------------------------------------------
 REQUIRED = [
-    "trump", "putin", "zelenskyy", "biden", "obama", "russia", "ukraine", "united_states", "europe",
-    "iran", "israel", "hezbollah", "syria", "china", "usaid", "benjamin_miller", "fedor_krasheninnikov",
+    "trump",
+    "putin",
+    "zelenskyy",
+    "biden",
+    "obama",
+    "russia",
+    "ukraine",
+    "united_states",
+    "europe",
+    "iran",
+    "israel",
+    "hezbollah",
+    "syria",
+    "china",
+    "usaid",
+    "benjamin_miller",
+    "fedor_krasheninnikov",
 ]
 
 

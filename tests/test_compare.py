@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 from stance.analysis.comparison import compare_runs, paired_bootstrap, render_text, table, write_comparison
+from stance.analysis.metrics import compute_metrics, macro_f1
 from stance.compare import main
 from stance.errors import StanceError
 from stance.labels import LABEL2ID, LABELS
-from stance.analysis.metrics import compute_metrics, macro_f1
 
 HASH_A = "a" * 64
 HASH_B = "b" * 64

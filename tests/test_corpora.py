@@ -9,13 +9,12 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from stance.text.actors import ActorRegistry
+from conftest import CONFIG_DIR
 from stance.data.corpora import load_labelled, load_newsmtsc, normalise_name, resolve_files
 from stance.data.dataset import build_dataset
 from stance.errors import StanceError
 from stance.labels import LABELS
-
-from conftest import CONFIG_DIR
+from stance.text.actors import ActorRegistry
 
 
 def compose_build(*overrides: str):
@@ -50,7 +49,7 @@ def test_newsmtsc_real_files(newsmtsc_dir, registry):
     data = compose_build("data=newsmtsc", f"data.source={newsmtsc_dir}").data
     dd = load_newsmtsc(data, registry)
     assert {s: len(ds) for s, ds in dd.items()} == {"train": 8739, "validation": 343, "validation_mt": 442}
-    raw = [json.loads(line) for line in open(newsmtsc_dir / "dev_rw.jsonl", encoding="utf-8")]
+    raw = [json.loads(line) for line in (newsmtsc_dir / "dev_rw.jsonl").read_text(encoding="utf-8").splitlines()]
     rows = dd["validation"].to_list()
     assert [r["example_id"] for r in rows] == [r["id"] for r in raw]
     polarity = {1: "supportive", -1: "critical", 0: "neutral"}
@@ -70,7 +69,9 @@ def test_newsmtsc_small_local_corpus(tmp_path, registry):
         mtsc(4, "Mr. Smith's plan won praise from all sides.", "Mr. Smith", 1),
     ])  # fmt: skip
     jsonl(tmp_path / "dev_rw.jsonl", [mtsc(5, "Trump spoke at length on Tuesday.", "Trump", 0)])
-    jsonl(tmp_path / "dev_mt.jsonl", [mtsc(6, "Trump met Putin.", "Putin", -1), mtsc(6, "Trump met Putin.", "Trump", 0)])
+    jsonl(
+        tmp_path / "dev_mt.jsonl", [mtsc(6, "Trump met Putin.", "Putin", -1), mtsc(6, "Trump met Putin.", "Trump", 0)]
+    )
     dd = load_newsmtsc(compose_build("data=newsmtsc", f"data.source={tmp_path}").data, registry)
     train = dd["train"].to_list()
     assert [LABELS[r["label"]] for r in train] == ["critical", "supportive", "neutral", "supportive"]
@@ -84,7 +85,10 @@ def test_newsmtsc_small_local_corpus(tmp_path, registry):
     "row, message",
     [
         ({**mtsc(1, "Trump spoke.", "Trump", 0), "polarity": 2}, r"train\.jsonl:2: polarity 2 is not -1, 0 or 1"),
-        ({**mtsc(1, "Trump spoke.", "Trump", 0), "from": 1}, r"train\.jsonl:2: from/to \(1, 5\) do not span the mention 'Trump'"),
+        (
+            {**mtsc(1, "Trump spoke.", "Trump", 0), "from": 1},
+            r"train\.jsonl:2: from/to \(1, 5\) do not span the mention 'Trump'",
+        ),
     ],
 )
 def test_newsmtsc_bad_rows(tmp_path, registry, row, message):
@@ -193,7 +197,9 @@ def test_labelled_mention_column_without_label_map(tmp_path, registry):
 
 @pytest.mark.newsmtsc
 def test_build_dataset_dispatches_to_newsmtsc(newsmtsc_dir, tmp_path):
-    dd, manifest = build_dataset(compose_build("data=newsmtsc", f"data.source={newsmtsc_dir}", f"output_dir={tmp_path}"))
+    dd, manifest = build_dataset(
+        compose_build("data=newsmtsc", f"data.source={newsmtsc_dir}", f"output_dir={tmp_path}")
+    )
     assert manifest["rows"] == {"train": 8739, "validation": 343, "validation_mt": 442}
     assert [Path(e["path"]).name for e in manifest["inputs"]] == ["train.jsonl", "dev_rw.jsonl", "dev_mt.jsonl"]
     assert sum(manifest["labels"]["train"].values()) == 8739

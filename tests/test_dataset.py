@@ -13,8 +13,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 import stance.data.dataset as dataset_mod
-from stance.text.actors import ActorRegistry
-from stance.text.articles import iter_articles
+from conftest import CONFIG_DIR, SEED_DIR
 from stance.config import InputConfig
 from stance.data.dataset import (
     build,
@@ -28,9 +27,9 @@ from stance.data.rows import FEATURES
 from stance.data.splits import assign_buckets, sentence_groups
 from stance.errors import StanceError
 from stance.labels import LABELS
+from stance.text.actors import ActorRegistry
+from stance.text.articles import iter_articles
 from stance.text.pairs import article_pairs, sentence_key
-
-from conftest import CONFIG_DIR, SEED_DIR
 
 HEADER = ["article_id", "actor_id", "label", "sentence", "note"]
 
@@ -62,11 +61,16 @@ def corpus(tmp_path_factory) -> dict:
     articles = root / "articles"
     articles.mkdir()
     for i in range(0, len(body), 3):
-        (articles / f"art{i // 3:02d}.txt").write_text(f"{title} part {i // 3}\n" + "\n".join(body[i : i + 3]) + "\n", encoding="utf-8")
+        (articles / f"art{i // 3:02d}.txt").write_text(
+            f"{title} part {i // 3}\n" + "\n".join(body[i : i + 3]) + "\n", encoding="utf-8"
+        )
     cfg = compose_build()
     registry = ActorRegistry.from_config(cfg.actors)
     pairs = [r for a in iter_articles(InputConfig(paths=[str(articles)])) for r in article_pairs(a, registry, cfg.text)]
-    ann = write_csv(root / "ann.csv", [[r["article_id"], r["actor_id"], fake_label(r["example_id"]), r["sentence"], ""] for r in pairs])
+    ann = write_csv(
+        root / "ann.csv",
+        [[r["article_id"], r["actor_id"], fake_label(r["example_id"]), r["sentence"], ""] for r in pairs],
+    )
     return {"root": root, "articles": articles, "pairs": pairs, "ann": ann}
 
 
@@ -177,10 +181,12 @@ def test_manifest_counts_and_hashes(corpus, tmp_path):
     for split, per_label in manifest["counts"].items():
         assert sum(sum(a.values()) for a in per_label.values()) == len(dd[split])
         assert sum(per_label["critical"].values()) == Counter(dd[split]["label"])[LABELS.index("critical")]
-    assert len(manifest["inputs"]) == len(list(corpus["articles"].iterdir())) and all(len(e["sha256"]) == 64 for e in manifest["inputs"])
+    assert len(manifest["inputs"]) == len(list(corpus["articles"].iterdir())) and all(
+        len(e["sha256"]) == 64 for e in manifest["inputs"]
+    )
     assert manifest["annotations"][0]["sha256"] == hashlib.sha256(corpus["ann"].read_bytes()).hexdigest()
     assert "output_dir" not in manifest["config"] and manifest["config"]["data"]["split"]["seed"] == 42
-    preview = list(csv.DictReader(open(path / "preview.csv", encoding="utf-8")))
+    preview = list(csv.DictReader((path / "preview.csv").read_text(encoding="utf-8").splitlines()))
     assert preview and set(preview[0]) == {"split", "example_id", "label", "actor_id", "mention", "sentence"}
 
 
@@ -247,10 +253,12 @@ def test_unlabelled_and_stale_are_reported(corpus, tmp_path):
         len(pairs), len(half), len(pairs) - len(half), 1)  # fmt: skip
     assert sum(m["rows"].values()) == len(half)
     assert m["stale"][0]["where"].endswith("half.csv:" + str(len(rows) + 1))
-    assert any(w.startswith(f"{len(pairs) - len(half)} of {len(pairs)} pairs have no annotation") for w in result.warnings)
+    assert any(
+        w.startswith(f"{len(pairs) - len(half)} of {len(pairs)} pairs have no annotation") for w in result.warnings
+    )
     assert any("1 annotations match no pair" in w and "half.csv" in w for w in result.warnings)
     path = save_built(result, tmp_path / "out")
-    template = list(csv.DictReader(open(path / "unlabelled.csv", encoding="utf-8")))
+    template = list(csv.DictReader((path / "unlabelled.csv").read_text(encoding="utf-8").splitlines()))
     assert len(template) == len(pairs) - len(half)
     assert list(template[0]) == HEADER and all(t["label"] == "" for t in template)
     labelled_ids = {(r["article_id"], r["actor_id"], r["sentence"]) for r in half}
@@ -302,9 +310,22 @@ def test_ensure_dataset_reuses_then_rebuilds(corpus, tmp_path, monkeypatch, capl
 
 def test_meta_columns_are_string_columns(tmp_path):
     src = tmp_path / "a.jsonl"
-    src.write_text(json.dumps({"id": "x1", "title": "Putin speaks", "text": "Trump praised Putin on Friday.", "outlet": "Post", "year": 2025}) + "\n")
+    src.write_text(
+        json.dumps(
+            {
+                "id": "x1",
+                "title": "Putin speaks",
+                "text": "Trump praised Putin on Friday.",
+                "outlet": "Post",
+                "year": 2025,
+            }
+        )
+        + "\n"
+    )
     ann = write_csv(tmp_path / "ann.csv", [["x1", "trump", "supportive", "Trump praised Putin on Friday.", ""]])
-    cfg = compose_build(f"data.input.paths=[{src}]", f"data.annotations=[{ann}]", "data.input.meta_columns=[outlet,year]")
+    cfg = compose_build(
+        f"data.input.paths=[{src}]", f"data.annotations=[{ann}]", "data.input.meta_columns=[outlet,year]"
+    )
     dd, m = build_dataset(cfg)
     rows = rows_of(dd)
     assert [(r["actor_id"], r["outlet"], r["year"]) for r in rows] == [("trump", "Post", "2025")]

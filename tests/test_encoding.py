@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from stance.modeling.encoding import DEFAULT_MARKERS, encode, format_example
-from stance.errors import StanceError
-
 from conftest import make_toy_rows
+from stance.errors import StanceError
+from stance.modeling.encoding import DEFAULT_MARKERS, encode, format_example
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +24,9 @@ def row_for(sentence: str, mention: str, name: str = "Donald Trump", others: tup
         "mention_start": start,
         "mention_end": start + len(mention),
         "actor_name": name,
-        "other_mentions": [{"actor_id": o, "mention": o, "start": sentence.index(o), "end": sentence.index(o) + len(o)} for o in others],
+        "other_mentions": [
+            {"actor_id": o, "mention": o, "start": sentence.index(o), "end": sentence.index(o) + len(o)} for o in others
+        ],
     }
 
 
@@ -66,7 +67,19 @@ def test_bad_format_and_span():
 def test_encoded_tokens_mark_the_target(tokenizer):
     feats = encode(tokenizer, [row_for("Biden met Trump after Trump spoke.", "Trump")], "markers", 64)
     tokens = tokenizer.convert_ids_to_tokens(feats["input_ids"][0])
-    assert tokens[tokens.index("met") :] == ["met", "<", "<", "trump", ">", ">", "after", "trump", "spoke", ".", "[SEP]"]
+    assert tokens[tokens.index("met") :] == [
+        "met",
+        "<",
+        "<",
+        "trump",
+        ">",
+        ">",
+        "after",
+        "trump",
+        "spoke",
+        ".",
+        "[SEP]",
+    ]
     pair = encode(tokenizer, [row_for("Biden met Trump.", "Trump")], "pair", 64)
     assert tokenizer.decode(pair["input_ids"][0]) == "[CLS] biden met trump. [SEP] donald trump [SEP]"
     assert pair["token_type_ids"][0][-3:] == [1, 1, 1]

@@ -12,12 +12,11 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from stance.errors import StanceError
-from stance.modeling.evaluation import run_evaluation, select_split
-from stance.labels import LABELS
-from stance.modeling.models import MajorityBaseline, save_baseline
-
 from conftest import CONFIG_DIR, REPO, make_toy_dataset, make_toy_rows
+from stance.errors import StanceError
+from stance.labels import LABELS
+from stance.modeling.evaluation import run_evaluation, select_split
+from stance.modeling.models import MajorityBaseline, save_baseline
 
 torch.set_num_threads(1)
 
@@ -47,8 +46,12 @@ def write_newsmtsc(path, rows):
     with path.open("w") as fh:
         for r in rows:
             rec = {
-                "mention": r["mention"], "polarity": polarity[LABELS[r["label"]]], "from": r["mention_start"],
-                "to": r["mention_end"], "sentence": r["sentence"], "id": f"synthetic_1_{r['sentence_idx']}_0_{r['actor_name']}_0_1",
+                "mention": r["mention"],
+                "polarity": polarity[LABELS[r["label"]]],
+                "from": r["mention_start"],
+                "to": r["mention_end"],
+                "sentence": r["sentence"],
+                "id": f"synthetic_1_{r['sentence_idx']}_0_{r['actor_name']}_0_1",
             }
             fh.write(json.dumps(rec) + "\n")
     return path
@@ -56,7 +59,7 @@ def write_newsmtsc(path, rows):
 
 def test_split_of_built_data(tiny_model_dir, patched_data, tmp_path):
     metrics = run_evaluation(eval_cfg(f"model_dir={tiny_model_dir}", "split=validation"), output_dir=tmp_path)
-    assert OUTPUTS <= {p.name for p in tmp_path.iterdir()}
+    assert {p.name for p in tmp_path.iterdir()} >= OUTPUTS
     assert metrics["validation_n"] == 6.0 and "validation_macro_f1_ci_low" in metrics
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
     preds = (tmp_path / "predictions.jsonl").read_text().splitlines()
@@ -82,7 +85,17 @@ def test_generic_labelled_file(tiny_model_dir, tmp_path):
     path = tmp_path / "mine.jsonl"
     with path.open("w") as fh:
         for r in make_toy_rows(9):
-            fh.write(json.dumps({"id": r["example_id"], "sentence": r["sentence"], "mention": r["mention"], "label": LABELS[r["label"]]}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "id": r["example_id"],
+                        "sentence": r["sentence"],
+                        "mention": r["mention"],
+                        "label": LABELS[r["label"]],
+                    }
+                )
+                + "\n"
+            )
     metrics = run_evaluation(eval_cfg(f"model_dir={tiny_model_dir}", f"file={path}"), output_dir=tmp_path / "out")
     assert metrics["mine_n"] == 9.0
     first = json.loads((tmp_path / "out" / "predictions.jsonl").read_text().splitlines()[0])
@@ -92,7 +105,9 @@ def test_generic_labelled_file(tiny_model_dir, tmp_path):
 def test_file_without_labels(tiny_model_dir, tmp_path):
     path = tmp_path / "unlabelled.jsonl"
     path.write_text(json.dumps({"sentence": "Officials praised Trump.", "mention": "Trump"}) + "\n")
-    with pytest.raises(StanceError, match=f"^{path}: dataset has no labels \\(no 'label' column; set data.columns.label\\)$"):
+    with pytest.raises(
+        StanceError, match=f"^{path}: dataset has no labels \\(no 'label' column; set data.columns.label\\)$"
+    ):
         run_evaluation(eval_cfg(f"model_dir={tiny_model_dir}", f"file={path}"), output_dir=tmp_path / "out")
 
 
@@ -103,7 +118,9 @@ def test_missing_model_dir(tmp_path):
 
 def test_missing_file(tiny_model_dir, tmp_path):
     with pytest.raises(StanceError, match=f"^{tmp_path / 'x.jsonl'}: no such file$"):
-        run_evaluation(eval_cfg(f"model_dir={tiny_model_dir}", f"file={tmp_path / 'x.jsonl'}"), output_dir=tmp_path / "out")
+        run_evaluation(
+            eval_cfg(f"model_dir={tiny_model_dir}", f"file={tmp_path / 'x.jsonl'}"), output_dir=tmp_path / "out"
+        )
 
 
 def test_split_errors(toy):
@@ -126,9 +143,21 @@ def test_split_errors(toy):
 def test_cli_bad_split_is_one_line(tiny_model_dir, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "stance.evaluate", f"model_dir={tiny_model_dir}", "split=dev", "threads=1",
-         f"data.processed_dir={tmp_path / 'processed'}", f"hydra.run.dir={tmp_path / 'run'}"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "stance.evaluate",
+            f"model_dir={tiny_model_dir}",
+            "split=dev",
+            "threads=1",
+            f"data.processed_dir={tmp_path / 'processed'}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
@@ -138,5 +167,7 @@ def test_cli_bad_split_is_one_line(tiny_model_dir, tmp_path):
 
 @pytest.mark.newsmtsc
 def test_newsmtsc_dev_file(tiny_model_dir, newsmtsc_dir, tmp_path):
-    metrics = run_evaluation(eval_cfg(f"model_dir={tiny_model_dir}", f"file={newsmtsc_dir / 'dev_rw.jsonl'}"), output_dir=tmp_path)
+    metrics = run_evaluation(
+        eval_cfg(f"model_dir={tiny_model_dir}", f"file={newsmtsc_dir / 'dev_rw.jsonl'}"), output_dir=tmp_path
+    )
     assert metrics["dev_rw_n"] == 343.0

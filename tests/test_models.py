@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import make_tiny_model, make_toy_rows
 from stance.errors import StanceError
 from stance.labels import LABELS
 from stance.modeling.models import (
@@ -21,8 +22,6 @@ from stance.modeling.models import (
     resolve_model_path,
     save_baseline,
 )
-
-from conftest import make_tiny_model, make_toy_rows
 
 torch.set_num_threads(1)
 

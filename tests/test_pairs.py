@@ -7,13 +7,12 @@ from collections import Counter
 import pytest
 from hydra import compose, initialize_config_dir
 
-from stance.text.actors import ActorRegistry
-from stance.text.articles import Article, iter_articles
+from conftest import CONFIG_DIR, SEED_DIR
 from stance.config import InputConfig, TextConfig
 from stance.data.rows import PAIR_COLUMNS
+from stance.text.actors import ActorRegistry
+from stance.text.articles import Article, iter_articles
 from stance.text.pairs import article_pairs, article_sentences, sentence_key
-
-from conftest import CONFIG_DIR, SEED_DIR
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +38,7 @@ def seed_pairs(seed_article, registry, cfg):
 
 
 def test_sentence_key_normalises_quotes_space_and_width():
-    assert sentence_key("  \u201cTrump\u2019s  plan,\u201d\n he said. ") == "\"Trump's plan,\" he said."
+    assert sentence_key("  \u201cTrump\u2019s  plan,\u201d\n he said. ") == '"Trump\'s plan," he said.'
     assert sentence_key("\uff34rump") == "Trump"  # NFKC: full-width letters
     assert sentence_key("Trump said.") != sentence_key("trump said.")  # case is kept
 
@@ -93,7 +92,11 @@ def test_repeated_actor_mention_goes_to_other_mentions(registry, cfg):
     assert set(by_actor) == {"trump", "putin"}
     trump = by_actor["trump"]
     assert (trump["mention"], trump["mention_start"], trump["mention_end"]) == ("Trump", 0, 5)
-    assert [(m["actor_id"], m["start"]) for m in trump["other_mentions"]] == [("putin", 10), ("trump", 21), ("putin", 41)]
+    assert [(m["actor_id"], m["start"]) for m in trump["other_mentions"]] == [
+        ("putin", 10),
+        ("trump", 21),
+        ("putin", 41),
+    ]
     assert trump["outlet"] == "Example Post" and trump["date"] == ""
 
 

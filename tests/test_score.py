@@ -13,13 +13,12 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
-from conftest import CONFIG_DIR, REPO, SEED_DIR
-
 import stance.scoring.engine as score
+from conftest import CONFIG_DIR, REPO, SEED_DIR
 from stance.config import input_shorthand
-from stance.scoring.tables import bootstrap_net_ci
 from stance.errors import StanceError
 from stance.labels import LABELS
+from stance.scoring.tables import bootstrap_net_ci
 
 SEED_FILE = SEED_DIR / "000_8c7c1d6cabef915e.txt"
 PROB_COLS = [f"prob_{lab}" for lab in LABELS]
@@ -53,8 +52,11 @@ def write_corpus(folder: Path, n: int) -> Path:
 
 def read_outputs(out: Path) -> dict[str, pd.DataFrame]:
     mentions = pd.read_parquet(out / "mentions").sort_values("example_id").reset_index(drop=True)
-    return {"mentions": mentions, "articles": pd.read_parquet(out / "articles.parquet"),
-            "actors": pd.read_parquet(out / "actors.parquet")}
+    return {
+        "mentions": mentions,
+        "articles": pd.read_parquet(out / "articles.parquet"),
+        "actors": pd.read_parquet(out / "actors.parquet"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -66,9 +68,9 @@ def seed_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_seed_rows_match_article_pairs_and_training_encoding(seed_run, tiny_model_dir):
+    from stance.modeling.models import load_classifier
     from stance.text.actors import ActorRegistry
     from stance.text.articles import iter_articles
-    from stance.modeling.models import load_classifier
     from stance.text.pairs import article_pairs
 
     cfg, out, record = seed_run
@@ -99,8 +101,9 @@ def test_aggregates_agree_with_mention_rows(seed_run):
         for lab in LABELS:
             assert row[f"n_{lab}"] == (g["label"] == lab).sum()
             assert row[f"share_{lab}"] == pytest.approx((g["label"] == lab).mean())
-        assert row["net_stance"] == pytest.approx(((g["label"] == "supportive").sum()
-                                                   - (g["label"] == "critical").sum()) / len(g))
+        assert row["net_stance"] == pytest.approx(
+            ((g["label"] == "supportive").sum() - (g["label"] == "critical").sum()) / len(g)
+        )
     actors = got["actors"].set_index("actor_id")
     assert len(arts) == m.groupby(["article_id", "actor_id"]).ngroups
     assert actors["n_sentences"].sum() == len(m)
@@ -172,8 +175,11 @@ def test_resumed_run_equals_clean_run(tiny_model_dir, tmp_path, monkeypatch):
 def test_resuming_with_other_settings_is_refused(tiny_model_dir, tmp_path):
     out = tmp_path / "out"
     score.run_scoring(make_cfg(tiny_model_dir, str(SEED_FILE), out))
-    with pytest.raises(StanceError, match=rf"^{out}: holds a scoring run with a different threshold; use a new "
-                                          r"output_dir \(or delete this one\) to score with these settings$"):
+    with pytest.raises(
+        StanceError,
+        match=rf"^{out}: holds a scoring run with a different threshold; use a new "
+        r"output_dir \(or delete this one\) to score with these settings$",
+    ):
         score.run_scoring(make_cfg(tiny_model_dir, str(SEED_FILE), out, "score.threshold=0.7"))
 
 
@@ -185,15 +191,16 @@ def test_bad_inputs_are_reported_and_the_batch_completes(tiny_model_dir, tmp_pat
     (src / "a_good.txt").write_text(f"{title}\n{good}\n", encoding="utf-8")
     (src / "b_empty.txt").write_text("\n  \n", encoding="utf-8")
     (src / "c_undecodable.txt").write_bytes(b"Title\nTrump said \xff\xfe hello.\n")
-    (src / "d_no_actor.txt").write_text("Weather report\nIt will rain on Sunday across the region.\n",
-                                        encoding="utf-8")
+    (src / "d_no_actor.txt").write_text("Weather report\nIt will rain on Sunday across the region.\n", encoding="utf-8")
     (src / "e_rows.jsonl").write_text(
-        json.dumps({"id": "j1", "title": "", "text": good, "outlet": "X"}) + "\n{not json\n", encoding="utf-8")
+        json.dumps({"id": "j1", "title": "", "text": good, "outlet": "X"}) + "\n{not json\n", encoding="utf-8"
+    )
     (src / "f_rows.csv").write_text(f'id,title,text,outlet\nc1,,"{good}",Y\nc2,,,Z\n', encoding="utf-8")
     out = tmp_path / "out"
     # the full input spec: paths plus a meta column passed through to every row
-    record = score.run_scoring(make_cfg(tiny_model_dir, None, out, f"input.paths=[{src}]",
-                                        "input.meta_columns=[outlet]"))
+    record = score.run_scoring(
+        make_cfg(tiny_model_dir, None, out, f"input.paths=[{src}]", "input.meta_columns=[outlet]")
+    )
     reasons = {(Path(s["path"]).name, s["line"]): s["reason"] for s in record["skipped"]}
     assert reasons == {
         ("b_empty.txt", None): "empty file",
@@ -250,13 +257,19 @@ def test_onnx_backend_gives_the_torch_numbers(seed_run, tiny_model_dir, tmp_path
 
 
 def test_errors_name_the_problem(tiny_model_dir, tmp_path):
-    with pytest.raises(StanceError, match=r"^model_dir: /nonexistent/model: no such folder \(expected a "
-                                          r"trained model, e\.g\. RUN/model\)$"):
+    with pytest.raises(
+        StanceError,
+        match=r"^model_dir: /nonexistent/model: no such folder \(expected a "
+        r"trained model, e\.g\. RUN/model\)$",
+    ):
         score.run_scoring(make_cfg(Path("/nonexistent/model"), str(SEED_FILE), tmp_path / "o"))
     with pytest.raises(StanceError, match=rf"^{tmp_path}/missing\.txt: no such file or folder$"):
         score.run_scoring(make_cfg(tiny_model_dir, str(tmp_path / "missing.txt"), tmp_path / "o"))
-    with pytest.raises(StanceError, match=r"^input: no input given \(input=PATH: a file, folder or glob "
-                                          r"of articles\)$"):
+    with pytest.raises(
+        StanceError,
+        match=r"^input: no input given \(input=PATH: a file, folder or glob "
+        r"of articles\)$",
+    ):
         score.run_scoring(make_cfg(tiny_model_dir, None, tmp_path / "o"))
     # Enum fields: Hydra refuses unknown values when the config is composed (at start-up) ...
     from hydra.errors import ConfigCompositionException
@@ -268,27 +281,41 @@ def test_errors_name_the_problem(tiny_model_dir, tmp_path):
     # ... and the Python API, which takes plain strings, says the same in one line
     from stance.modeling.models import load_classifier
 
-    with pytest.raises(StanceError, match=r"^score\.precision: unknown value 'fp8' \(expected one of fp32, "
-                                          r"bf16, int8\)$"):
+    with pytest.raises(
+        StanceError,
+        match=r"^score\.precision: unknown value 'fp8' \(expected one of fp32, "
+        r"bf16, int8\)$",
+    ):
         load_classifier(tiny_model_dir, precision="fp8")
     with pytest.raises(StanceError, match=r"^score\.backend: 'tensorrt' is not available \(supported: torch, onnx\)$"):
         load_classifier(tiny_model_dir, backend="tensorrt")
-    with pytest.raises(StanceError, match=r"^score\.precision=int8 needs score\.backend=torch \(the onnx backend "
-                                          r"runs fp32\)$"):
-        score.run_scoring(make_cfg(tiny_model_dir, str(SEED_FILE), tmp_path / "o", "score.backend=onnx",
-                                   "score.precision=int8"))
+    with pytest.raises(
+        StanceError,
+        match=r"^score\.precision=int8 needs score\.backend=torch \(the onnx backend "
+        r"runs fp32\)$",
+    ):
+        score.run_scoring(
+            make_cfg(tiny_model_dir, str(SEED_FILE), tmp_path / "o", "score.backend=onnx", "score.precision=int8")
+        )
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "stance.score", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "stance.score", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_cli_end_to_end_csv(tiny_model_dir, tmp_path):
     out = tmp_path / "out"
-    proc = _cli(f"model_dir={tiny_model_dir}", f"input={SEED_DIR}", f"output_dir={out}", "score.format=csv",
-                "score.threads=1", "score.bootstrap=100")
+    proc = _cli(
+        f"model_dir={tiny_model_dir}",
+        f"input={SEED_DIR}",
+        f"output_dir={out}",
+        "score.format=csv",
+        "score.threads=1",
+        "score.bootstrap=100",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     mentions = pd.read_csv(out / "mentions.csv")
     run = json.loads((out / "run.json").read_text())
@@ -303,7 +330,8 @@ def test_cli_errors_are_one_line(tiny_model_dir, tmp_path):
     proc = _cli("model_dir=/nonexistent/model", f"input={SEED_DIR}", f"output_dir={tmp_path / 'o'}")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
-        "stance.score: error: model_dir: /nonexistent/model: no such folder (expected a trained model, e.g. RUN/model)")
+        "stance.score: error: model_dir: /nonexistent/model: no such folder (expected a trained model, e.g. RUN/model)"
+    )
     proc = _cli(f"model_dir={tiny_model_dir}", f"input={tmp_path / 'nope'}", f"output_dir={tmp_path / 'o'}")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == f"stance.score: error: {tmp_path / 'nope'}: no such file or folder"

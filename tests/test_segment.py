@@ -14,8 +14,7 @@ from stance.text.segment import BACKENDS, split_sentences
 
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).resolve().parents[1]
-CASES = [json.loads(line) for line in (DATA / "segmentation_cases.jsonl").open(encoding="utf-8")
-         if line.strip()]
+CASES = [json.loads(line) for line in (DATA / "segmentation_cases.jsonl").open(encoding="utf-8") if line.strip()]
 SEED = (REPO / "seeds" / "000_8c7c1d6cabef915e.txt").read_text(encoding="utf-8")
 
 # Cases the default (blingfire + title post-fix) gets wrong, and why. strict: a fix is noticed.
@@ -40,8 +39,12 @@ def test_default_backend_is_the_configured_one() -> None:
 
 @pytest.mark.parametrize(
     "case",
-    [pytest.param(c, id=c["id"], marks=pytest.mark.xfail(reason=KNOWN_MISSES[c["id"]], strict=True))
-     if c["id"] in KNOWN_MISSES else pytest.param(c, id=c["id"]) for c in CASES],
+    [
+        pytest.param(c, id=c["id"], marks=pytest.mark.xfail(reason=KNOWN_MISSES[c["id"]], strict=True))
+        if c["id"] in KNOWN_MISSES
+        else pytest.param(c, id=c["id"])
+        for c in CASES
+    ],
 )
 def test_default_backend_on_hard_cases(case: dict) -> None:
     got = [s.text for s in split_sentences(case["text"], SegmentConfig())]
@@ -57,7 +60,7 @@ def test_offsets_are_exact_and_stripped(backend: str, fix: bool) -> None:
         assert [s.index for s in sents] == list(range(len(sents)))
         prev_end = 0
         for s in sents:
-            assert text[s.start:s.end] == s.text
+            assert text[s.start : s.end] == s.text
             assert s.text == s.text.strip() and s.text
             assert "\n" not in s.text
             assert s.start >= prev_end
@@ -79,7 +82,7 @@ def test_offsets_with_crlf_and_astral_characters() -> None:
     text = "Intro 😀 here. Second one.\r\n\r\nThird 🇺🇦 line. Fourth."
     sents = split_sentences(text, SegmentConfig())
     assert [s.text for s in sents] == ["Intro 😀 here.", "Second one.", "Third 🇺🇦 line.", "Fourth."]
-    assert all(text[s.start:s.end] == s.text for s in sents)
+    assert all(text[s.start : s.end] == s.text for s in sents)
 
 
 def test_title_fix_rejoins_and_splits() -> None:
@@ -94,14 +97,19 @@ def test_seed_is_split_into_plausible_sentences() -> None:
     sents = split_sentences(SEED, SegmentConfig())
     texts = [s.text for s in sents]
     assert texts[0] == "Questions Mount Over Trump’s Claims of Private Talks With Putin on Ukraine War"
-    assert "“I’d better not say,” he remarked, though he suggested that Putin “does care” about " \
-           "the loss of life on the battlefield." in texts
+    assert (
+        "“I’d better not say,” he remarked, though he suggested that Putin “does care” about "
+        "the loss of life on the battlefield." in texts
+    )
     assert "We see it." in texts
 
 
 def test_unknown_backend() -> None:
-    with pytest.raises(StanceError, match=r"^text\.segment\.backend: unknown backend 'nltk' "
-                                          r"\(expected one of pysbd, syntok, blingfire, regex\)$"):
+    with pytest.raises(
+        StanceError,
+        match=r"^text\.segment\.backend: unknown backend 'nltk' "
+        r"\(expected one of pysbd, syntok, blingfire, regex\)$",
+    ):
         split_sentences("One. Two.", SegmentConfig(backend="nltk"))
 
 
@@ -111,5 +119,4 @@ def test_text_a_backend_drops_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     # blingfire returns "" when its output buffer overflows: the paragraph must survive
     monkeypatch.setattr(blingfire, "text_to_sentences", lambda text: "")
     text = "First sentence. Second one.\nThird."
-    assert [s.text for s in split_sentences(text, SegmentConfig())] == \
-        ["First sentence. Second one.", "Third."]
+    assert [s.text for s in split_sentences(text, SegmentConfig())] == ["First sentence. Second one.", "Third."]

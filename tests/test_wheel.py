@@ -26,8 +26,9 @@ def test_wheel_installs_and_trains_config_outside_the_repository(tmp_path: Path)
         shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(REPO / name, src / name)
-    built = _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist", ".",
-                 cwd=src)
+    built = _run(
+        sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist", ".", cwd=src
+    )
     assert built.returncode == 0, built.stderr[-3000:]
     (wheel,) = (tmp_path / "dist").glob("stance-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
@@ -36,14 +37,20 @@ def test_wheel_installs_and_trains_config_outside_the_repository(tmp_path: Path)
 
     # into a target folder put first on sys.path: torch & co. come from this environment
     site = tmp_path / "site"
-    installed = _run(sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--target", site, wheel,
-                     cwd=tmp_path)
+    installed = _run(
+        sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--target", site, wheel, cwd=tmp_path
+    )
     assert installed.returncode == 0, installed.stderr[-3000:]
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1"}
-    where = _run(sys.executable, "-c", "import stance.config as c; print(c.__file__); print(c.CONFIG_DIR)",
-                 cwd=elsewhere, env=env)
+    where = _run(
+        sys.executable,
+        "-c",
+        "import stance.config as c; print(c.__file__); print(c.CONFIG_DIR)",
+        cwd=elsewhere,
+        env=env,
+    )
     assert where.returncode == 0, where.stderr[-3000:]
     module, configs = where.stdout.split()
     assert Path(module).is_relative_to(site) and Path(configs) == site / "stance" / "configs"

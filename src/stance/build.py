@@ -1,8 +1,8 @@
 """``python -m stance.build``: build the labelled dataset and write it to ``data/processed/<name>/``.
 
-    python -m stance.build                                   # the seed articles + seed.csv
-    python -m stance.build data=newsmtsc data.source=../shared/newsmtsc
-    python -m stance.build data.input.paths=[my/articles] data.annotations=[my.csv] data.name=mine
+python -m stance.build                                   # the seed articles + seed.csv
+python -m stance.build data=newsmtsc data.source=../shared/newsmtsc
+python -m stance.build data.input.paths=[my/articles] data.annotations=[my.csv] data.name=mine
 """
 
 from __future__ import annotations

@@ -21,14 +21,14 @@ _IDS = list(range(len(LABELS)))
 _POLAR_IDS = [LABELS.index(label) for label in POLAR_LABELS]
 
 
-def macro_f1(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
+def macro_f1(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray) -> float:
     """Macro-F1 over all labels (a label absent from both gold and predictions counts 0)."""
     return float(f1_score(y_true, y_pred, labels=_IDS, average="macro", zero_division=0))
 
 
 def bootstrap_ci(
-    y_true: Sequence[int],
-    y_pred: Sequence[int],
+    y_true: Sequence[int] | np.ndarray,
+    y_pred: Sequence[int] | np.ndarray,
     n: int = 1000,
     seed: int = 42,
     alpha: float = 0.05,
@@ -45,8 +45,8 @@ def bootstrap_ci(
 
 
 def compute_metrics(
-    y_true: Sequence[int],
-    y_pred: Sequence[int],
+    y_true: Sequence[int] | np.ndarray,
+    y_pred: Sequence[int] | np.ndarray,
     prefix: str = "",
     bootstrap: int = 1000,
     seed: int = 42,
@@ -57,9 +57,7 @@ def compute_metrics(
     out: dict[str, float] = {f"{p}n": float(len(y_true))}
     if len(y_true) == 0:
         return out
-    prec, rec, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=_IDS, zero_division=0
-    )
+    prec, rec, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=_IDS, zero_division=0)
     out[f"{p}macro_f1"] = macro_f1(y_true, y_pred)
     out[f"{p}f1_pn"] = float(f1_score(y_true, y_pred, labels=_POLAR_IDS, average="macro", zero_division=0))
     out[f"{p}accuracy"] = float(accuracy_score(y_true, y_pred))
@@ -78,14 +76,14 @@ def compute_metrics(
     return out
 
 
-def confusion(y_true: Sequence[int], y_pred: Sequence[int]) -> np.ndarray:
+def confusion(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray) -> np.ndarray:
     """Confusion matrix, rows = gold, columns = predicted, both in LABELS order."""
     return confusion_matrix(np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int), labels=_IDS)
 
 
 def per_actor(
-    y_true: Sequence[int],
-    y_pred: Sequence[int],
+    y_true: Sequence[int] | np.ndarray,
+    y_pred: Sequence[int] | np.ndarray,
     actors: Sequence[str],
     min_support: int = 1,
 ) -> list[dict[str, Any]]:
@@ -114,8 +112,8 @@ def per_actor(
 
 
 def actor_metrics(
-    y_true: Sequence[int],
-    y_pred: Sequence[int],
+    y_true: Sequence[int] | np.ndarray,
+    y_pred: Sequence[int] | np.ndarray,
     actors: Sequence[str],
     prefix: str,
     min_support: int = 10,

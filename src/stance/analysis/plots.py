@@ -62,12 +62,20 @@ def plot_stance_by_actor(actors: Any, path: str | Path, title: str = "", top_n: 
     left = np.zeros(n)
     for label in ("critical", "neutral", "supportive"):
         share = df[f"share_{label}"].to_numpy(dtype=float)
-        ax.barh(y, share, left=left, color=_STANCE_COLORS[label], label=label, height=0.7,
-                edgecolor="white", linewidth=0.5)
+        ax.barh(
+            y, share, left=left, color=_STANCE_COLORS[label], label=label, height=0.7, edgecolor="white", linewidth=0.5
+        )
         for yi, li, si in zip(y, left, share):
             if si >= 0.08:  # a label only where it fits inside its segment
-                ax.text(li + si / 2, yi, f"{si:.0%}", ha="center", va="center", fontsize=8,
-                        color="black" if label == "neutral" else "white")
+                ax.text(
+                    li + si / 2,
+                    float(yi),
+                    f"{si:.0%}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="black" if label == "neutral" else "white",
+                )
         left += share
     names = [f"{name}  (n={int(k):,})" for name, k in zip(df["actor_name"], df["n_sentences"])]
     ax.set_yticks(y, names)
@@ -105,7 +113,8 @@ def plot_comparison(
     pos = np.arange(len(names))[::-1]
     ax.barh(pos, np.nan_to_num(means_a), xerr=errs, color="#4c72b0", capsize=3)
     ax.set_yticks(pos, [n if len(n) <= 60 else n[:57] + "..." for n in names])
-    for y, m, e, n in zip(pos, means_a, errs, n_seeds or [None] * len(names)):
+    seeds: list[int | None] = list(n_seeds) if n_seeds else [None] * len(names)
+    for y, m, e, n in zip(pos, means_a, errs, seeds):
         if not np.isnan(m):  # right of the error bar, so the two never overlap
             ax.text(m + e + 0.01, y, f"{m:.3f}" + (f" (n={n})" if n else ""), va="center", fontsize=8)
     ax.set_xlim(0, 1.15)

@@ -81,7 +81,7 @@ def render_report(
     lines += [f"- {n}" for n in notes]
     if notes:
         lines.append("")
-    lines += ["| split | n | macro-F1 (95% CI) | F1 pn | accuracy | mean recall |", "|---|---|---|---|---|---|"]
+    lines += ["| split | n | macro-F1 (95% CI) | F1 pn | accuracy | mean recall | ECE |", "|---|---|---|---|---|---|---|"]
     for s in splits:
         if f"{s}_macro_f1" not in metrics:
             continue
@@ -103,12 +103,23 @@ def render_report(
     gold = [LABELS.index(p["label"]) for p in preds]
     pred = [LABELS.index(p["pred"]) for p in preds]
     cm = confusion(gold, pred)
-    lines += ["", f"## {focus}: confusion matrix (rows gold, columns predicted)", "", "| | " + " | ".join(LABELS) + " |"]
+    lines += [
+        "",
+        f"## {focus}: confusion matrix (rows gold, columns predicted)",
+        "",
+        "| | " + " | ".join(LABELS) + " |",
+    ]
     lines.append("|---" * (len(LABELS) + 1) + "|")
     for i, label in enumerate(LABELS):
         lines.append(f"| {label} | " + " | ".join(str(int(v)) for v in cm[i]) + " |")
     actors = per_actor(gold, pred, [str(r.get("actor_id")) for r in rows])
-    lines += ["", f"## {focus}: per actor (top 20 by examples)", "", "| actor | n | accuracy | macro-F1 | gold s/c/n | predicted s/c/n |", "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"## {focus}: per actor (top 20 by examples)",
+        "",
+        "| actor | n | accuracy | macro-F1 | gold s/c/n | predicted s/c/n |",
+        "|---|---|---|---|---|---|",
+    ]
     for a in actors[:20]:
         g = "/".join(str(a[f"gold_{lab}"]) for lab in LABELS)
         pr = "/".join(str(a[f"pred_{lab}"]) for lab in LABELS)
@@ -156,10 +167,3 @@ def log_metrics(metrics: Mapping[str, float], splits: Sequence[str]) -> None:
                 metrics[f"{s}_accuracy"],
                 int(metrics[f"{s}_n"]),
             )
-
-
-# --- evaluation data ---------------------------------------------------------------------------
-
-
-if __name__ == "__main__":
-    main()

@@ -17,10 +17,10 @@ from typing import Any
 
 import datasets
 
-from stance.data.rows import corpus_row, quiet_datasets
-from stance.data.splits import add_groups, check_split_config, finish_splits, split_rows
 from stance.data.annotations import apply_reference_labels, read_reference_labels
 from stance.data.download import resolve_source
+from stance.data.rows import corpus_row, quiet_datasets
+from stance.data.splits import add_groups, check_split_config, finish_splits, split_rows
 from stance.errors import StanceError
 from stance.io import is_url, read_csv_rows
 from stance.labels import NEWSMTSC_POLARITY, check_label
@@ -163,7 +163,9 @@ def load_newsmtsc(data: Any, registry: Any) -> datasets.DatasetDict:
             raise StanceError(f"{path}: cannot read as NewsMTSC JSON lines ({message})") from None
         missing = [f for f in NEWSMTSC_FIELDS if f not in ds.column_names]
         if missing:
-            raise StanceError(f"{path}: missing field(s) {', '.join(missing)} (NewsMTSC has {', '.join(NEWSMTSC_FIELDS)})")
+            raise StanceError(
+                f"{path}: missing field(s) {', '.join(missing)} (NewsMTSC has {', '.join(NEWSMTSC_FIELDS)})"
+            )
         # row i is line i + 1: NewsMTSC files have no blank lines
         splits[split] = [newsmtsc_row(rec, f"{path}:{i + 1}", registry) for i, rec in enumerate(ds.to_list())]
         log.info("%s: %d rows (%s)", path, len(splits[split]), split)
@@ -214,7 +216,9 @@ def _label(raw: Any, label_map: dict[str, str], where: str) -> str:
     return check_label(value, where)
 
 
-def labelled_row(rec: dict[str, Any], where: str, data: Any, registry: Any, label_map: dict[str, str]) -> dict[str, Any]:
+def labelled_row(
+    rec: dict[str, Any], where: str, data: Any, registry: Any, label_map: dict[str, str]
+) -> dict[str, Any]:
     """One generic labelled record -> a dataset row (``data.columns`` names the fields)."""
     cols = data.columns
 

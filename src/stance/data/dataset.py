@@ -145,7 +145,9 @@ def dataset_config(cfg: Any) -> dict[str, Any]:
     """The part of a config that decides the dataset's content (not where it is written)."""
     data = to_container(cfg.data)
     data.pop("processed_dir", None)
-    if getattr(data["kind"], "value", data["kind"]) != "newsmtsc":  # corpus-only settings: they cannot change another kind's rows
+    if (
+        getattr(data["kind"], "value", data["kind"]) != "newsmtsc"
+    ):  # corpus-only settings: they cannot change another kind's rows
         for key in ("labels", "label_files", "download"):
             data.pop(key, None)
     out = {"data": data, "actors": to_container(cfg.actors), "text": to_container(cfg.text)}
@@ -170,8 +172,7 @@ def count_rows(dd: datasets.DatasetDict) -> dict[str, dict[str, dict[str, int]]]
         cols = columns(ds, "label", "actor_id")
         c: Counter[tuple[int, str]] = Counter(zip(cols["label"], cols["actor_id"]))
         out[split] = {
-            label: dict(sorted((a, n) for (y, a), n in c.items() if y == i))
-            for i, label in enumerate(LABELS)
+            label: dict(sorted((a, n) for (y, a), n in c.items() if y == i)) for i, label in enumerate(LABELS)
         }
     return out
 
@@ -217,7 +218,13 @@ def _build_articles(cfg: Any, registry: Any) -> BuildResult:
         ann = annotations.labels.get(key)
         if ann is None:
             unlabelled.append(
-                {"article_id": r["article_id"], "actor_id": r["actor_id"], "label": "", "sentence": r["sentence"], "note": ""}
+                {
+                    "article_id": r["article_id"],
+                    "actor_id": r["actor_id"],
+                    "label": "",
+                    "sentence": r["sentence"],
+                    "note": "",
+                }
             )
             continue
         used.add(key)

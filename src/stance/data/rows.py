@@ -31,7 +31,12 @@ _PAIR_SPEC: tuple[tuple[str, str], ...] = (
     ("mention_end", "int32"),
     ("other_mentions", "mentions"),
 )
-_MENTION_SPEC: tuple[tuple[str, str], ...] = (("actor_id", "string"), ("mention", "string"), ("start", "int32"), ("end", "int32"))
+_MENTION_SPEC: tuple[tuple[str, str], ...] = (
+    ("actor_id", "string"),
+    ("mention", "string"),
+    ("start", "int32"),
+    ("end", "int32"),
+)
 PAIR_COLUMNS: tuple[str, ...] = tuple(name for name, _ in _PAIR_SPEC)
 
 _MENTION = datasets.Features({name: datasets.Value(kind) for name, kind in _MENTION_SPEC})
@@ -63,20 +68,39 @@ def to_dataset(rows: list[dict[str, Any]], features: datasets.Features) -> datas
     return datasets.Dataset.from_list(encoded, features=features)
 
 
-def corpus_row(example_id: str, article_id: str, sentence_idx: int, sentence: str, actor: tuple[str, str],
-                 span: tuple[str, int, int], label: str) -> dict[str, Any]:
+def corpus_row(
+    example_id: str,
+    article_id: str,
+    sentence_idx: int,
+    sentence: str,
+    actor: tuple[str, str],
+    span: tuple[str, int, int],
+    label: str,
+) -> dict[str, Any]:
     """A row of an external corpus: one labelled (sentence, target), ``other_mentions`` empty.
 
     ``actor`` is (actor_id, actor_name); ``span`` is (mention, start, end) in ``sentence``.
     """
     mention, start, end = span
-    values = (example_id, article_id, sentence_idx, sentence, actor[0], actor[1], mention, start, end, [])
+    values: tuple[Any, ...] = (
+        example_id,
+        article_id,
+        sentence_idx,
+        sentence,
+        actor[0],
+        actor[1],
+        mention,
+        start,
+        end,
+        [],
+    )
     return {**dict(zip(PAIR_COLUMNS, values)), "label": label}
 
 
 def mention_schema(meta_columns: Sequence[str], labels: Sequence[str]) -> pa.Schema:
     """The pyarrow schema of a scored mention row: ids, meta columns, the pair columns, the predicted
     ``label``, ``prob_<label>`` per label and ``low_confidence``."""
+
     def arrow(kind: str) -> pa.DataType:
         if kind == "mentions":
             return pa.list_(pa.struct([(n, arrow(k)) for n, k in _MENTION_SPEC]))
@@ -103,8 +127,7 @@ def check_data_labels(features: Any, where: str) -> None:
         raise StanceError(f"{where}: dataset has no labels (no 'label' column)")
     if tuple(n.lower() for n in names) != LABELS:
         raise StanceError(
-            f"{where}: data labels ({', '.join(names)}) do not match the model's label set "
-            f"({', '.join(LABELS)})"
+            f"{where}: data labels ({', '.join(names)}) do not match the model's label set ({', '.join(LABELS)})"
         )
 
 

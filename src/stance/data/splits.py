@@ -98,7 +98,7 @@ def assign_buckets(groups: Sequence[str], labels: Sequence[str], ratios: Sequenc
         c = per_group[g]
         g_size = sum(c.values())
 
-        def cost(b: int) -> float:
+        def cost(b: int, c: Counter[str] = c, g_size: int = g_size) -> float:
             # increase of sum((count - target)^2 / total) over labels, plus the same for sizes
             delta = sum(k * (2 * (count[b][y] - ratios[b] * totals[y]) + k) / totals[y] for y, k in c.items())
             return delta + g_size * (2 * (size[b] - ratios[b] * n) + g_size) / n

@@ -50,9 +50,7 @@ def _field(row: Mapping[str, Any], key: str, default: Any = None) -> Any:
 
 def check_input_format(input_format: str) -> str:
     if input_format not in INPUT_FORMATS:
-        raise StanceError(
-            f"unknown model.input_format {input_format!r} (expected one of {', '.join(INPUT_FORMATS)})"
-        )
+        raise StanceError(f"unknown model.input_format {input_format!r} (expected one of {', '.join(INPUT_FORMATS)})")
     return input_format
 
 
@@ -152,8 +150,7 @@ def encode(
         pair_ids = tokenizer(pairs, add_special_tokens=False)["input_ids"]
         pair_lens = [min(len(ids), max_length // 4) for ids in pair_ids]
         pairs = [
-            p if len(ids) <= cap else tokenizer.decode(ids[:cap])
-            for p, ids, cap in zip(pairs, pair_ids, pair_lens)
+            p if len(ids) <= cap else tokenizer.decode(ids[:cap]) for p, ids, cap in zip(pairs, pair_ids, pair_lens)
         ]
     enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
     for i, (f, ids, offsets) in enumerate(zip(formatted, enc["input_ids"], enc["offset_mapping"])):

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import datasets
-
 from hydra.core.hydra_config import HydraConfig
 
 from stance.analysis.metrics import actor_metrics
@@ -20,7 +19,6 @@ from stance.analysis.report import evaluate_rows, examples_hash, log_metrics, wr
 from stance.data.corpora import load_labelled_file
 from stance.data.dataset import ensure_dataset, output_path
 from stance.data.rows import check_data_labels
-
 from stance.errors import StanceError
 from stance.modeling.models import load_classifier
 

@@ -38,7 +38,9 @@ def check_runtime(precision: Any, backend: Any) -> tuple[Precision, Backend]:
     try:
         prec = Precision(str(getattr(precision, "value", precision)))
     except ValueError:
-        raise StanceError(f"score.precision: unknown value {precision!r} (expected one of {', '.join(PRECISIONS)})") from None
+        raise StanceError(
+            f"score.precision: unknown value {precision!r} (expected one of {', '.join(PRECISIONS)})"
+        ) from None
     try:
         back = Backend(str(getattr(backend, "value", backend)))
     except ValueError:
@@ -79,8 +81,10 @@ def predict_proba(
             idx = order[b0 : b0 + batch_size]
             width = max(len(ids[i]) for i in idx)
             # dynamic padding, built directly (tokenizer.pad is slow per batch)
-            batch = {"input_ids": torch.full((len(idx), width), pad_id, dtype=torch.long),
-                     "attention_mask": torch.zeros((len(idx), width), dtype=torch.long)}
+            batch = {
+                "input_ids": torch.full((len(idx), width), pad_id, dtype=torch.long),
+                "attention_mask": torch.zeros((len(idx), width), dtype=torch.long),
+            }
             if types is not None:
                 batch["token_type_ids"] = torch.zeros((len(idx), width), dtype=torch.long)
             for r, i in enumerate(idx):
@@ -122,8 +126,10 @@ def apply_precision(model: Any, precision: str) -> Any:
 
     model.eval()
     if precision == Precision.bf16 and not native_bf16():
-        log.warning("score.precision=bf16: this CPU has no native bfloat16 matmul (avx512_bf16 / amx_bf16); "
-                    "expect it to be much slower than fp32")
+        log.warning(
+            "score.precision=bf16: this CPU has no native bfloat16 matmul (avx512_bf16 / amx_bf16); "
+            "expect it to be much slower than fp32"
+        )
     if precision == Precision.int8:
         # int8 weights, activations quantised on the fly: the Linear layers hold most FLOPs.
         # torch.ao.quantization warns that it moves to torchao; it still works in this torch.
@@ -187,8 +193,7 @@ def export_onnx(model: Any, tokenizer: Any, onnx_path: Path) -> None:
     import torch  # heavy: imported for the export
 
     model = model.eval()
-    sample = tokenizer(["A short sentence about << someone >> .", "Another one."], padding=True,
-                       return_tensors="pt")
+    sample = tokenizer(["A short sentence about << someone >> .", "Another one."], padding=True, return_tensors="pt")
     names = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in sample]
 
     class Logits(torch.nn.Module):
@@ -206,7 +211,15 @@ def export_onnx(model: Any, tokenizer: Any, onnx_path: Path) -> None:
     try:
         with atomic_path(onnx_path) as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(Logits(model), tuple(sample[k] for k in names), str(tmp), input_names=names,
-                              output_names=["logits"], dynamic_axes=axes, opset_version=17, dynamo=False)
+            torch.onnx.export(
+                Logits(model),
+                tuple(sample[k] for k in names),
+                str(tmp),
+                input_names=names,
+                output_names=["logits"],
+                dynamic_axes=axes,
+                opset_version=17,
+                dynamo=False,
+            )
     except ImportError:
         raise StanceError(_ONNX_MISSING) from None

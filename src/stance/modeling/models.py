@@ -81,8 +81,7 @@ def check_label_maps(id2label: Mapping[Any, str], where: str) -> None:
     names = tuple(str(id2label[k]).lower() for k in sorted(id2label, key=int))
     if names != LABELS:
         raise StanceError(
-            f"{where}: model labels ({', '.join(names)}) do not match the label set "
-            f"({', '.join(LABELS)})"
+            f"{where}: model labels ({', '.join(names)}) do not match the label set ({', '.join(LABELS)})"
         )
 
 
@@ -169,9 +168,15 @@ class TransformerClassifier:
     def encode(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[list[int]]]:
         return encode(self.tokenizer, rows, self.input_format, self.max_length, self.markers)
 
-    def predict_proba(self, rows: Sequence[Mapping[str, Any]] | Any, batch_size: int | None = None, *,
-                      sort_window: int | None = None, progress: bool = False,
-                      on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+    def predict_proba(
+        self,
+        rows: Sequence[Mapping[str, Any]] | Any,
+        batch_size: int | None = None,
+        *,
+        sort_window: int | None = None,
+        progress: bool = False,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
         """Class probabilities, one row per input row, columns in LABELS order (the inference
         engine, :func:`stance.modeling.inference.predict_proba`; ``sort_window`` None: all rows)."""
         rows = list(rows)
@@ -185,8 +190,17 @@ class TransformerClassifier:
                 on_batch(k)
 
         try:
-            return predict_proba(self.model, self.tokenizer, rows, self.encoding, batch_size or self.batch_size,
-                                 sort_window, self.precision, self.session, advance)
+            return predict_proba(
+                self.model,
+                self.tokenizer,
+                rows,
+                self.encoding,
+                batch_size or self.batch_size,
+                sort_window,
+                self.precision,
+                self.session,
+                advance,
+            )
         finally:
             bar.close()
 
@@ -220,8 +234,9 @@ class MajorityBaseline:
         self.label_ = int(np.argmax(counts))  # ties -> the first label in LABELS order
         return self
 
-    def predict_proba(self, rows: Sequence[Mapping[str, Any]] | Any, batch_size: int | None = None,
-                      **kwargs: Any) -> np.ndarray:
+    def predict_proba(
+        self, rows: Sequence[Mapping[str, Any]] | Any, batch_size: int | None = None, **kwargs: Any
+    ) -> np.ndarray:
         if self.label_ is None:
             raise RuntimeError("MajorityBaseline is not fitted")
         out = np.zeros((len(list(rows)), len(LABELS)), dtype=np.float32)
@@ -246,8 +261,7 @@ class TfidfLRBaseline:
 
     def _texts(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
         return [
-            {"sentence": str(r.get("sentence") or ""), "context": context_window(r, self.context_chars)}
-            for r in rows
+            {"sentence": str(r.get("sentence") or ""), "context": context_window(r, self.context_chars)} for r in rows
         ]
 
     def _build(self) -> Any:
@@ -264,8 +278,9 @@ class TfidfLRBaseline:
         self.pipeline = self._build().fit(pd.DataFrame(self._texts(rows)), np.asarray(labels, dtype=int))
         return self
 
-    def predict_proba(self, rows: Sequence[Mapping[str, Any]] | Any, batch_size: int | None = None,
-                      **kwargs: Any) -> np.ndarray:
+    def predict_proba(
+        self, rows: Sequence[Mapping[str, Any]] | Any, batch_size: int | None = None, **kwargs: Any
+    ) -> np.ndarray:
         rows = list(rows)
         out = np.zeros((len(rows), len(LABELS)), dtype=np.float32)
         if not rows:
@@ -323,8 +338,14 @@ def _load_baseline(path: Path) -> Any:
         return joblib.load(path / BASELINE_FILE)
 
 
-def load_classifier(model_dir: str | Path, batch_size: int = 64, precision: str = "fp32", backend: str = "torch",
-                    threads: int = 0, cache_dir: str | Path | None = None) -> Any:
+def load_classifier(
+    model_dir: str | Path,
+    batch_size: int = 64,
+    precision: str = "fp32",
+    backend: str = "torch",
+    threads: int = 0,
+    cache_dir: str | Path | None = None,
+) -> Any:
     """Load a saved model folder (transformer or baseline) as an object with ``predict_proba``.
 
     ``precision`` and ``backend`` (transformers only; see :mod:`stance.modeling.inference`): fp32,
@@ -341,14 +362,26 @@ def load_classifier(model_dir: str | Path, batch_size: int = 64, precision: str 
     clf = TransformerClassifier.load(path, batch_size=batch_size)
     clf.precision, clf.backend = prec, back
     if back == Backend.onnx:
-        clf.session = onnx_session(clf.model, clf.tokenizer, path, Path(cache_dir) if cache_dir else None,
-                                   threads or _torch_threads())
-        log.info("model %s: input %s, max_length %d, ONNX Runtime fp32, %d thread(s)", path, clf.input_format,
-                 clf.max_length, threads or _torch_threads())
+        clf.session = onnx_session(
+            clf.model, clf.tokenizer, path, Path(cache_dir) if cache_dir else None, threads or _torch_threads()
+        )
+        log.info(
+            "model %s: input %s, max_length %d, ONNX Runtime fp32, %d thread(s)",
+            path,
+            clf.input_format,
+            clf.max_length,
+            threads or _torch_threads(),
+        )
     else:
         clf.model = apply_precision(clf.model, prec)
-        log.info("model %s: input %s, max_length %d, %s, %d thread(s)", path, clf.input_format, clf.max_length,
-                 prec, _torch_threads())
+        log.info(
+            "model %s: input %s, max_length %d, %s, %d thread(s)",
+            path,
+            clf.input_format,
+            clf.max_length,
+            prec,
+            _torch_threads(),
+        )
     return clf
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -163,13 +163,17 @@ class _Run:
             return
         opts = self.cfg.score
         ti = time.perf_counter()
-        probs = self.classifier.predict_proba(self.chunk_rows, int(opts.batch_size), sort_window=int(opts.sort_window),
-                                              on_batch=self.on_batch)
+        probs = self.classifier.predict_proba(
+            self.chunk_rows, int(opts.batch_size), sort_window=int(opts.sort_window), on_batch=self.on_batch
+        )
         self.t_infer += time.perf_counter() - ti
         table = mention_table(self.chunk_rows, probs, LABELS, self.meta_columns, float(opts.threshold))
-        write_part(self.state, self.part_num, table, {"articles": list(self.chunk_ids),
-                                                      "no_actor": list(self.chunk_no_actor),
-                                                      "rows": len(self.chunk_rows)})
+        write_part(
+            self.state,
+            self.part_num,
+            table,
+            {"articles": list(self.chunk_ids), "no_actor": list(self.chunk_no_actor), "rows": len(self.chunk_rows)},
+        )
         self.n_scored += len(self.chunk_ids)
         self.n_pairs += len(self.chunk_rows)
         self.bar.update(len(self.chunk_ids))
@@ -187,7 +191,7 @@ def run_scoring(cfg: ScoreConfig | Any) -> dict[str, Any]:
     Raises StanceError for a missing model_dir, input or output_dir, or a resumption with
     different settings.
     """
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     t0 = time.perf_counter()
     _check_options(cfg)
     model_dir = check_model_dir(_value(cfg, "model_dir"))
@@ -222,13 +226,18 @@ def _start(cfg: Any, out: Path, model_dir: Path, spec: InputConfig, started: dat
     record: dict[str, Any] = {
         "status": "running",
         "started": started.isoformat(timespec="seconds"),
-        "model": {"dir": str(model_dir), "sha256": digest, "kind": kind, "labels": list(LABELS),
-                  "input_format": getattr(classifier, "input_format", None),
-                  "max_length": getattr(classifier, "max_length", None),
-                  "markers": list(getattr(classifier, "markers", ()) or ()),
-                  "precision": classifier.precision if kind == "transformer" else None,
-                  "backend": getattr(classifier, "backend", "torch"),
-                  "threads": int(opts.threads) or _get_threads()},
+        "model": {
+            "dir": str(model_dir),
+            "sha256": digest,
+            "kind": kind,
+            "labels": list(LABELS),
+            "input_format": getattr(classifier, "input_format", None),
+            "max_length": getattr(classifier, "max_length", None),
+            "markers": list(getattr(classifier, "markers", ()) or ()),
+            "precision": classifier.precision if kind == "transformer" else None,
+            "backend": getattr(classifier, "backend", "torch"),
+            "threads": int(opts.threads) or _get_threads(),
+        },
         "config": config_record,
     }
     write_json(out / "run.json", record)
@@ -250,10 +259,18 @@ def _score_articles(run: _Run, spec: InputConfig, registry: ActorRegistry) -> fl
         run.flush()
     except BaseException as err:
         # the parts written so far stay valid; run.json says where the run stopped and why
-        run.record.update({"status": "interrupted" if isinstance(err, KeyboardInterrupt) else "failed",
-                           "error": f"{type(err).__name__}: {err}".splitlines()[0],
-                           "counts": {"articles_scored_now": run.n_scored, "mentions_scored_now": run.n_pairs,
-                                      "articles_already_scored": run.n_resumed, "problems": len(run.problems)}})
+        run.record.update(
+            {
+                "status": "interrupted" if isinstance(err, KeyboardInterrupt) else "failed",
+                "error": f"{type(err).__name__}: {err}".splitlines()[0],
+                "counts": {
+                    "articles_scored_now": run.n_scored,
+                    "mentions_scored_now": run.n_pairs,
+                    "articles_already_scored": run.n_resumed,
+                    "problems": len(run.problems),
+                },
+            }
+        )
         write_json(run.out / "run.json", run.record)
         raise
     finally:
@@ -283,7 +300,7 @@ def _finish(run: _Run, files: list[Path], t_score: float, t0: float) -> dict[str
                  "reason": "no actor of the registry is mentioned"} for d in no_actor]
     run.record.update({
         "status": "completed",
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         "elapsed_s": round(time.perf_counter() - t0, 3),
         "inputs": [{"path": str(f), "sha256": file_sha256(f), "bytes": f.stat().st_size} for f in files],
         "counts": _counts(run, files, total_articles, no_actor, agg["mentions"], actors),

@@ -42,8 +42,9 @@ def fingerprint(cfg: Any, spec: InputConfig, model_hash: str) -> dict[str, Any]:
         "text": json.loads(json.dumps(text, default=str)),
         "actors": json.loads(json.dumps(actors, default=str)),
         "meta_columns": list(spec.meta_columns),
-        "reading": {k: getattr(spec, k) for k in ("id_column", "text_column", "title_column",
-                                                     "title_first_line", "encoding")},
+        "reading": {
+            k: getattr(spec, k) for k in ("id_column", "text_column", "title_column", "title_first_line", "encoding")
+        },
     }
 
 

@@ -26,8 +26,9 @@ from stance.labels import LABELS
 from stance.scoring.state import ScoreState
 
 
-def mention_table(rows: list[dict[str, Any]], probs: np.ndarray, labels: Sequence[str],
-                   meta_columns: Sequence[str], threshold: float) -> Any:
+def mention_table(
+    rows: list[dict[str, Any]], probs: np.ndarray, labels: Sequence[str], meta_columns: Sequence[str], threshold: float
+) -> Any:
     schema = mention_schema(meta_columns, labels)
     top = probs.argmax(axis=1) if len(rows) else np.zeros(0, dtype=int)
     cols: dict[str, Any] = {}
@@ -56,8 +57,7 @@ def _counts_frame(df: Any, keys: list[str]) -> Any:
     return out
 
 
-def bootstrap_net_ci(n: np.ndarray, diff: np.ndarray, reps: int, seed: int,
-                     level: float = 0.95) -> tuple[float, float]:
+def bootstrap_net_ci(n: np.ndarray, diff: np.ndarray, reps: int, seed: int, level: float = 0.95) -> tuple[float, float]:
     """Percentile CI of the pooled net stance sum(diff)/sum(n), resampling articles (clusters).
 
     ``n``: sentences per article, ``diff``: supportive - critical per article. NaN for fewer
@@ -144,13 +144,17 @@ def _write_table(df: Any, path: Path) -> None:
 
 
 ARTICLE_COUNT_COLUMNS: tuple[str, ...] = (
-    "n_sentences", *(f"n_{lab}" for lab in LABELS), "n_low_confidence",
-    *(f"share_{lab}" for lab in LABELS), "net_stance",
+    "n_sentences",
+    *(f"n_{lab}" for lab in LABELS),
+    "n_low_confidence",
+    *(f"share_{lab}" for lab in LABELS),
+    "net_stance",
 )
 
 
-def aggregate(out: Path, state: ScoreState, labels: Sequence[str], meta_columns: Sequence[str],
-              fmt: str, reps: int, seed: int) -> dict[str, Any]:
+def aggregate(
+    out: Path, state: ScoreState, labels: Sequence[str], meta_columns: Sequence[str], fmt: str, reps: int, seed: int
+) -> dict[str, Any]:
     """Write ``articles.<fmt>``, ``actors.<fmt>`` (and ``mentions.<fmt>`` for csv/jsonl) from all parts.
 
     Reads one part at a time: an article's rows are all in one part, so its per-actor counts are
@@ -160,14 +164,15 @@ def aggregate(out: Path, state: ScoreState, labels: Sequence[str], meta_columns:
     article_cols = ["article_id", *meta_columns, "actor_id", "actor_name"]
     empty_articles = pd.DataFrame(
         {c: pd.Series(dtype=object) for c in article_cols}
-        | {c: pd.Series(dtype="float64" if c.startswith(("share", "net")) else "int64")
-           for c in ARTICLE_COUNT_COLUMNS}
+        | {c: pd.Series(dtype="float64" if c.startswith(("share", "net")) else "int64") for c in ARTICLE_COUNT_COLUMNS}
     )
     per_actor: dict[str, dict[str, Any]] = {}
     n_rows = 0
     export = fmt != "parquet"  # parquet: the mentions/ folder is the output
-    with atomic_path(out / f"articles.{fmt}") as art_tmp, \
-            _maybe_atomic(out / f"mentions.{fmt}" if export else None) as men_tmp:
+    with (
+        atomic_path(out / f"articles.{fmt}") as art_tmp,
+        _maybe_atomic(out / f"mentions.{fmt}" if export else None) as men_tmp,
+    ):
         art_writer = _TableWriter(art_tmp, fmt)
         men_writer = _TableWriter(men_tmp, fmt) if export else None
         for num in sorted(state.parts):
@@ -181,8 +186,15 @@ def aggregate(out: Path, state: ScoreState, labels: Sequence[str], meta_columns:
             arts = _counts_frame(df, article_cols)[[*article_cols, *ARTICLE_COUNT_COLUMNS]]
             art_writer.write(arts)
             for actor_id, g in arts.groupby("actor_id", sort=False):
-                acc = per_actor.setdefault(actor_id, {"actor_name": g["actor_name"].iloc[0], "n": [],
-                                                      "diff": [], "counts": np.zeros(len(LABELS) + 1, int)})
+                acc = per_actor.setdefault(
+                    actor_id,
+                    {
+                        "actor_name": g["actor_name"].iloc[0],
+                        "n": [],
+                        "diff": [],
+                        "counts": np.zeros(len(LABELS) + 1, int),
+                    },
+                )
                 acc["n"].append(g["n_sentences"].to_numpy())
                 acc["diff"].append((g["n_supportive"] - g["n_critical"]).to_numpy())
                 acc["counts"] += g[[*(f"n_{lab}" for lab in LABELS), "n_low_confidence"]].to_numpy().sum(axis=0)
@@ -197,16 +209,26 @@ def aggregate(out: Path, state: ScoreState, labels: Sequence[str], meta_columns:
         total = int(n.sum())
         # seeded per actor (not by position) so an actor's CI does not depend on the others
         lo, hi = bootstrap_net_ci(n, diff, reps, seed=(seed * 1_000_003 + zlib.crc32(actor_id.encode())) % 2**32)
-        row: dict[str, Any] = {"actor_id": actor_id, "actor_name": acc["actor_name"], "n_articles": len(n),
-                               "n_sentences": total}
+        row: dict[str, Any] = {
+            "actor_id": actor_id,
+            "actor_name": acc["actor_name"],
+            "n_articles": len(n),
+            "n_sentences": total,
+        }
         row.update({f"n_{lab}": int(c) for lab, c in zip(LABELS, acc["counts"])})
         row["n_low_confidence"] = int(acc["counts"][-1])
         row.update({f"share_{lab}": row[f"n_{lab}"] / total for lab in LABELS})
         row["net_stance"] = float(diff.sum() / total)
         row["net_stance_ci_low"], row["net_stance_ci_high"] = lo, hi
         actor_rows.append(row)
-    actor_cols = ["actor_id", "actor_name", "n_articles", *ARTICLE_COUNT_COLUMNS,
-                  "net_stance_ci_low", "net_stance_ci_high"]
+    actor_cols = [
+        "actor_id",
+        "actor_name",
+        "n_articles",
+        *ARTICLE_COUNT_COLUMNS,
+        "net_stance_ci_low",
+        "net_stance_ci_high",
+    ]
     actors = pd.DataFrame(actor_rows, columns=actor_cols)
     actors = actors.sort_values(["n_sentences", "actor_id"], ascending=[False, True], kind="stable")
     actors = actors.reset_index(drop=True)

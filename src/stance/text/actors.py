@@ -171,7 +171,7 @@ class ActorRegistry:
 
     # --- construction --------------------------------------------------------------------------
     @classmethod
-    def from_config(cls, mapping: Mapping[str, Any] | Any, source: str = "actors") -> "ActorRegistry":
+    def from_config(cls, mapping: Mapping[str, Any] | Any, source: str = "actors") -> ActorRegistry:
         """Build from ``cfg.actors``: ``{id: {name, kind, aliases}}`` (OmegaConf DictConfig or dict).
 
         The display name is always an alias too. ``source`` prefixes error messages (a config key
@@ -204,7 +204,7 @@ class ActorRegistry:
         return cls(actors, source=source)
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> "ActorRegistry":
+    def from_yaml(cls, path: str | Path) -> ActorRegistry:
         """Build from a YAML file whose top-level keys are actor ids (like ``configs/actors/*.yaml``)."""
         path = Path(path)
         if not path.is_file():

@@ -107,8 +107,7 @@ def input_files(paths: list[str]) -> list[Path]:
         elif path.is_file():
             if path.suffix.lower() not in SUFFIXES:
                 raise StanceError(
-                    f"{raw}: unsupported file type {path.suffix or '(none)'!r} "
-                    f"(expected one of {', '.join(SUFFIXES)})"
+                    f"{raw}: unsupported file type {path.suffix or '(none)'!r} (expected one of {', '.join(SUFFIXES)})"
                 )
             files.add(path)
         else:
@@ -155,12 +154,14 @@ class _LineReader:
                 offset += len(raw)
                 if len(raw) == limit and not raw.endswith(b"\n"):
                     self._skip_rest(fh, limit)
-                    self._bad(f"line longer than {self.max_chars} characters "
-                              "(input.max_line_chars): not article text")
+                    self._bad(f"line longer than {self.max_chars} characters (input.max_line_chars): not article text")
                     yield ""
                     continue
-                if self.line_no == 1 and raw.startswith(b"\xef\xbb\xbf") and self.encoding.lower(
-                ).replace("_", "-") in ("utf-8", "utf8", "utf-8-sig"):
+                if (
+                    self.line_no == 1
+                    and raw.startswith(b"\xef\xbb\xbf")
+                    and self.encoding.lower().replace("_", "-") in ("utf-8", "utf8", "utf-8-sig")
+                ):
                     raw, start = raw[3:], start + 3
                 try:
                     text = raw.decode(self.encoding)
@@ -172,11 +173,13 @@ class _LineReader:
                     yield ""
                     continue
                 except LookupError:
-                    raise StanceError(f"input.encoding: unknown encoding {self.encoding!r}")
+                    raise StanceError(f"input.encoding: unknown encoding {self.encoding!r}") from None
                 text = text.rstrip("\r\n")
                 if len(text) > self.max_chars:
-                    self._bad(f"line of {len(text)} characters is longer than {self.max_chars} "
-                              "(input.max_line_chars): not article text")
+                    self._bad(
+                        f"line of {len(text)} characters is longer than {self.max_chars} "
+                        "(input.max_line_chars): not article text"
+                    )
                     yield ""
                     continue
                 if text.strip():
@@ -194,8 +197,9 @@ def _normalise(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
-def _read_plain(path: Path, spec: InputConfig, report: Callable[[Problem], None]
-                ) -> Iterator[tuple[int | None, Article]]:
+def _read_plain(
+    path: Path, spec: InputConfig, report: Callable[[Problem], None]
+) -> Iterator[tuple[int | None, Article]]:
     reader = _LineReader(path, spec, report)
     lines = list(reader)  # one article per file: the article itself must be held anyway
     if reader.bad_lines:
@@ -208,7 +212,7 @@ def _read_plain(path: Path, spec: InputConfig, report: Callable[[Problem], None]
     if spec.title_first_line:
         first = next(i for i, line in enumerate(body) if line.strip())
         title = body[first].strip()
-        body = body[first + 1:]
+        body = body[first + 1 :]
     text = _normalise("\n".join(body))
     if not text:
         report(Problem(str(path), None, "no text after the title line"))
@@ -225,8 +229,9 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _row_article(row: dict[str, Any], path: Path, line: int, row_no: int, spec: InputConfig,
-                 report: Callable[[Problem], None]) -> Article | None:
+def _row_article(
+    row: dict[str, Any], path: Path, line: int, row_no: int, spec: InputConfig, report: Callable[[Problem], None]
+) -> Article | None:
     """An Article from one CSV/JSONL row, or None after reporting why not."""
     col = spec.text_column
     if col not in row or row[col] is None:
@@ -246,8 +251,9 @@ def _row_article(row: dict[str, Any], path: Path, line: int, row_no: int, spec: 
     return Article(id=art_id, title=title, text=text, source=str(path), meta=meta)
 
 
-def _read_jsonl(path: Path, spec: InputConfig, report: Callable[[Problem], None]
-                ) -> Iterator[tuple[int | None, Article]]:
+def _read_jsonl(
+    path: Path, spec: InputConfig, report: Callable[[Problem], None]
+) -> Iterator[tuple[int | None, Article]]:
     reader = _LineReader(path, spec, report)
     row_no = 0
     for text in reader:
@@ -281,8 +287,7 @@ def _raise_csv_field_limit() -> None:
             limit //= 10
 
 
-def _read_csv(path: Path, spec: InputConfig, report: Callable[[Problem], None]
-              ) -> Iterator[tuple[int | None, Article]]:
+def _read_csv(path: Path, spec: InputConfig, report: Callable[[Problem], None]) -> Iterator[tuple[int | None, Article]]:
     _raise_csv_field_limit()
     lines = _LineReader(path, spec, report)
     reader = csv.reader(lines)
@@ -299,8 +304,13 @@ def _read_csv(path: Path, spec: InputConfig, report: Callable[[Problem], None]
             if header is None:
                 header = [c.strip() for c in cells]
                 if spec.text_column not in header:
-                    report(Problem(str(path), first, f"no column {spec.text_column!r} in the CSV "
-                                   f"header (columns: {', '.join(header)})"))
+                    report(
+                        Problem(
+                            str(path),
+                            first,
+                            f"no column {spec.text_column!r} in the CSV header (columns: {', '.join(header)})",
+                        )
+                    )
                     return
                 continue
             row_no += 1
@@ -320,8 +330,7 @@ def _read_csv(path: Path, spec: InputConfig, report: Callable[[Problem], None]
 _READERS = {".txt": _read_plain, ".md": _read_plain, ".jsonl": _read_jsonl, ".csv": _read_csv}
 
 
-def iter_articles(spec: InputConfig, on_problem: Callable[[Problem], None] | None = None
-                  ) -> Iterator[Article]:
+def iter_articles(spec: InputConfig, on_problem: Callable[[Problem], None] | None = None) -> Iterator[Article]:
     """Stream the articles of ``spec.paths`` in file order (see :func:`input_files`).
 
     ``on_problem=None``: the first problem raises ``StanceError(str(problem))``. Otherwise each
@@ -340,8 +349,7 @@ def iter_articles(spec: InputConfig, on_problem: Callable[[Problem], None] | Non
     for path in files:
         for line, art in _READERS[path.suffix.lower()](path, spec, report):
             if art.id in seen:
-                report(Problem(str(path), line,
-                               f"duplicate article id {art.id!r} (first in {seen[art.id]})"))
+                report(Problem(str(path), line, f"duplicate article id {art.id!r} (first in {seen[art.id]})"))
                 continue
             seen[art.id] = f"{path}:{line}" if line is not None else str(path)
             yield art
@@ -361,8 +369,7 @@ def _patterns(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
         try:
             compiled.append(re.compile(pat, re.IGNORECASE))
         except re.error as err:
-            raise StanceError(f"text.clean.drop_line_patterns: invalid regular expression "
-                              f"{pat!r}: {err}") from None
+            raise StanceError(f"text.clean.drop_line_patterns: invalid regular expression {pat!r}: {err}") from None
     return tuple(compiled)
 
 
@@ -390,4 +397,3 @@ def clean_text(text: str, cfg: CleanConfig) -> str:
             continue
         kept.append(line)
     return "\n".join(kept)
-

@@ -74,9 +74,7 @@ def article_pairs(article: Article, registry: ActorRegistry, text_cfg: TextConfi
         mentions = registry.find(sentence)
         if not mentions:
             continue
-        all_mentions = [
-            {"actor_id": m.actor_id, "mention": m.text, "start": m.start, "end": m.end} for m in mentions
-        ]
+        all_mentions = [{"actor_id": m.actor_id, "mention": m.text, "start": m.start, "end": m.end} for m in mentions]
         targets: dict[str, int] = {}
         for i, m in enumerate(mentions):
             targets.setdefault(m.actor_id, i)

@@ -132,15 +132,37 @@ _SPLITTERS: dict[str, Callable[[str, str], Spans]] = {
 
 # Titles that precede a name and (almost) never end a sentence. Backends disagree on them: they
 # split after "Lt." or "Rep.", or miss a boundary before "Sgt. Smith" (see the hard cases).
-_TITLES = (r"(?:Mr|Mrs|Ms|Dr|Prof|Gen|Lt|Col|Maj|Capt|Cpt|Sgt|Cpl|Adm|Cmdr|Gov|Sen|Rep|Rev|Pres|"
-           r"Amb|Hon|Fr|Sr|Supt|Insp)")
-_ENDS_WITH_TITLE = re.compile(rf"(?:^|[\s(\[“\"‘'])" + _TITLES + r"\.$")
+_TITLES = (
+    r"(?:Mr|Mrs|Ms|Dr|Prof|Gen|Lt|Col|Maj|Capt|Cpt|Sgt|Cpl|Adm|Cmdr|Gov|Sen|Rep|Rev|Pres|"
+    r"Amb|Hon|Fr|Sr|Supt|Insp)"
+)
+_ENDS_WITH_TITLE = re.compile(r"(?:^|[\s(\[“\"‘'])" + _TITLES + r"\.$")
 _STARTS_UPPER = re.compile(r"[\"'“‘(\[]?[A-Z]")
 # "... left early. Sgt. Smith": a lower-case word ending a sentence, then a title and a name.
 _BOUNDARY_BEFORE_TITLE = re.compile(rf"(?<=\w[.!?])[\"'”’)\]]*\s+(?={_TITLES}\.\s+[A-Z])")
 # Words before which a period is not a sentence end.
-_NOT_FINAL = frozenset({"vs", "No", "no", "approx", "ca", "cf", "Jan", "Feb", "Mar", "Apr", "Jun",
-                        "Jul", "Aug", "Sep", "Sept", "Oct", "Nov", "Dec"})
+_NOT_FINAL = frozenset(
+    {
+        "vs",
+        "No",
+        "no",
+        "approx",
+        "ca",
+        "cf",
+        "Jan",
+        "Feb",
+        "Mar",
+        "Apr",
+        "Jun",
+        "Jul",
+        "Aug",
+        "Sep",
+        "Sept",
+        "Oct",
+        "Nov",
+        "Dec",
+    }
+)
 
 
 def _fix_titles(paragraph: str, spans: Spans) -> Spans:
@@ -148,8 +170,11 @@ def _fix_titles(paragraph: str, spans: Spans) -> Spans:
     and split before a title that starts a sentence ("left early." | "Sgt. Smith stayed")."""
     joined: Spans = []
     for start, end in spans:
-        if (joined and _ENDS_WITH_TITLE.search(paragraph[joined[-1][0]:joined[-1][1]].rstrip())
-                and _STARTS_UPPER.match(paragraph, start)):
+        if (
+            joined
+            and _ENDS_WITH_TITLE.search(paragraph[joined[-1][0] : joined[-1][1]].rstrip())
+            and _STARTS_UPPER.match(paragraph, start)
+        ):
             joined[-1] = (joined[-1][0], end)
         else:
             joined.append((start, end))
@@ -157,7 +182,7 @@ def _fix_titles(paragraph: str, spans: Spans) -> Spans:
     for start, end in joined:
         for m in _BOUNDARY_BEFORE_TITLE.finditer(paragraph, start, end):
             # the word before must be an ordinary word, not "Maj." (stacked titles) or "U.S."
-            word = paragraph[start:m.start()].split()[-1][:-1]
+            word = paragraph[start : m.start()].split()[-1][:-1]
             if not word.isalnum() or word in _NOT_FINAL or _ENDS_WITH_TITLE.search(word + "."):
                 continue
             fixed.append((start, m.start() + len(m.group(0).rstrip())))
@@ -200,8 +225,9 @@ def split_sentences(text: str, cfg: SegmentConfig) -> list[Sentence]:
     try:
         splitter = _SPLITTERS[cfg.backend]
     except KeyError:
-        raise StanceError(f"text.segment.backend: unknown backend {cfg.backend!r} "
-                          f"(expected one of {', '.join(BACKENDS)})") from None
+        raise StanceError(
+            f"text.segment.backend: unknown backend {cfg.backend!r} (expected one of {', '.join(BACKENDS)})"
+        ) from None
     sentences: list[Sentence] = []
     for offset, line in _paragraphs(text):
         spans = _cover(line, splitter(line, cfg.language))
@@ -214,6 +240,7 @@ def split_sentences(text: str, cfg: SegmentConfig) -> list[Sentence]:
             end -= len(piece) - len(piece.rstrip())
             if end <= start:
                 continue
-            sentences.append(Sentence(len(sentences), text[offset + start:offset + end],
-                                      offset + start, offset + end))
+            sentences.append(
+                Sentence(len(sentences), text[offset + start : offset + end], offset + start, offset + end)
+            )
     return sentences
