@@ -41,7 +41,10 @@ RAW = REPO / "data" / "annotations" / "newsmtsc-stance"
 MERGED = REPO / "data" / "annotations" / "newsmtsc-stance.csv"
 # kinds of disagreement, recognised in the annotators' notes (first match wins)
 KINDS = [
-    ("victim / harmed / under pressure", r"victim|harm|attack|target of|under pressure|suffer|killed|accus|pressured|object of|sympathy|pity"),
+    (
+        "victim / harmed / under pressure",
+        r"victim|harm|attack|target of|under pressure|suffer|killed|accus|pressured|object of|sympathy|pity",
+    ),
     ("speaker criticising or praising others", r"speaker|speaking|quoted|says|said|critic[a-z]* (of )?other|reported"),
     ("reported outcome / fact", r"outcome|fact|result|won|wins|lost|loses|poll|benefit|gain"),
 ]
@@ -76,22 +79,35 @@ def table(rows: list[str], cols: list[str], cm: np.ndarray, corner: str) -> str:
     return "\n".join(out)
 
 
-def merged_labels(by_id: dict[str, list[dict[str, str]]], adjudicated: dict[str, dict[str, str]]) -> list[dict[str, str]]:
+def merged_labels(
+    by_id: dict[str, list[dict[str, str]]], adjudicated: dict[str, dict[str, str]]
+) -> list[dict[str, str]]:
     out, missing = [], []
     for ex_id, anns in by_id.items():
         labels = {a["label"] for a in anns}
         first = anns[0]
         if len(labels) == 1:
             note = "; ".join(dict.fromkeys(a["note"] for a in anns if a["note"]))
-            out.append({"corpus": first["corpus"], "split": first["split"], "id": ex_id, "label": first["label"], "note": note})
+            out.append(
+                {"corpus": first["corpus"], "split": first["split"], "id": ex_id, "label": first["label"], "note": note}
+            )
         elif ex_id in adjudicated:
             adj = adjudicated[ex_id]
-            out.append({"corpus": first["corpus"], "split": first["split"], "id": ex_id, "label": adj["label"],
-                        "note": f"adjudicated: {adj['rule']}"})
+            out.append(
+                {
+                    "corpus": first["corpus"],
+                    "split": first["split"],
+                    "id": ex_id,
+                    "label": adj["label"],
+                    "note": f"adjudicated: {adj['rule']}",
+                }
+            )
         else:
             missing.append(ex_id)
     if missing:
-        raise SystemExit(f"{len(missing)} disagreements lack an adjudication in {RAW / 'adjudication.csv'}, e.g. {missing[:3]}")
+        raise SystemExit(
+            f"{len(missing)} disagreements lack an adjudication in {RAW / 'adjudication.csv'}, e.g. {missing[:3]}"
+        )
     order = {"dev_rw": 0, "dev_mt": 1, "train": 2}
     return sorted(out, key=lambda r: (order.get(r["split"], 9), r["id"]))
 
@@ -115,7 +131,9 @@ def kind_of(note: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--write", action="store_true", help=f"write the merged labels to {MERGED.relative_to(REPO)}")
-    ap.add_argument("--source", default=str(REPO.parent / "shared" / "newsmtsc"), help="NewsMTSC folder (for the comparison)")
+    ap.add_argument(
+        "--source", default=str(REPO.parent / "shared" / "newsmtsc"), help="NewsMTSC folder (for the comparison)"
+    )
     ap.add_argument("--json", default=str(REPO / "bench-out" / "annotation_agreement.json"))
     a = ap.parse_args()
 
@@ -132,12 +150,18 @@ def main() -> None:
     agree = float(np.mean([x == y for x, y in zip(first, second)]))
     splits = Counter(v[0]["split"] for v in double.values())
     lines.append(f"## Inter-annotator agreement ({len(double)} of {len(by_id)} rows labelled twice: {dict(splits)})\n")
-    lines.append(f"Cohen's kappa {k:.3f} [{lo:.3f}, {hi:.3f}], raw agreement {agree:.3f}, "
-                 f"{sum(x != y for x, y in zip(first, second))} disagreements ({len(adjudicated)} adjudicated)\n")
-    lines.append(table(list(LABELS), list(LABELS), confusion_matrix(first, second, labels=list(LABELS)), "pass 1 \\ pass 2"))
+    lines.append(
+        f"Cohen's kappa {k:.3f} [{lo:.3f}, {hi:.3f}], raw agreement {agree:.3f}, "
+        f"{sum(x != y for x, y in zip(first, second))} disagreements ({len(adjudicated)} adjudicated)\n"
+    )
+    lines.append(
+        table(list(LABELS), list(LABELS), confusion_matrix(first, second, labels=list(LABELS)), "pass 1 \\ pass 2")
+    )
     report["inter_annotator"] = {"rows": len(double), "kappa": k, "kappa_ci": [lo, hi], "agreement": agree}
 
-    final = merged_labels(by_id, adjudicated) if (adjudicated or not any(x != y for x, y in zip(first, second))) else None
+    final = (
+        merged_labels(by_id, adjudicated) if (adjudicated or not any(x != y for x, y in zip(first, second))) else None
+    )
     if final is None:
         print("\n".join(lines))
         print("\n(no adjudication file yet: merged labels and the NewsMTSC comparison need it)")
@@ -153,7 +177,9 @@ def main() -> None:
     if (source / "train.jsonl").exists():
         pol = newsmtsc_polarity(source)
         lines.append("\n## NewsMTSC's labels (sentiment) vs the guideline's (stance)\n")
-        lines.append("| split | rows | kappa | agreement | NewsMTSC polar, guideline neutral | guideline polar, NewsMTSC neutral | opposite polarity |")
+        lines.append(
+            "| split | rows | kappa | agreement | NewsMTSC polar, guideline neutral | guideline polar, NewsMTSC neutral | opposite polarity |"
+        )
         lines.append("|---|---|---|---|---|---|---|")
         report["newsmtsc_vs_guideline"] = {}
         for split in ("dev_rw", "dev_mt", "train", "all"):
@@ -165,16 +191,25 @@ def main() -> None:
             flipped = sum(x != "neutral" and y != "neutral" and x != y for x, y in zip(g, n))
             kk = cohen_kappa_score(g, n, labels=list(LABELS))
             ag = float(np.mean([x == y for x, y in zip(g, n)]))
-            lines.append(f"| {split} | {len(rows)} | {kk:.3f} | {ag:.3f} | {polar_to_neutral} ({polar_to_neutral / len(rows):.1%}) | "
-                         f"{neutral_to_polar} ({neutral_to_polar / len(rows):.1%}) | {flipped} |")
-            report["newsmtsc_vs_guideline"][split] = {"rows": len(rows), "kappa": kk, "agreement": ag,
-                                                      "newsmtsc_polar_guideline_neutral": polar_to_neutral,
-                                                      "guideline_polar_newsmtsc_neutral": neutral_to_polar, "opposite": flipped}
+            lines.append(
+                f"| {split} | {len(rows)} | {kk:.3f} | {ag:.3f} | {polar_to_neutral} ({polar_to_neutral / len(rows):.1%}) | "
+                f"{neutral_to_polar} ({neutral_to_polar / len(rows):.1%}) | {flipped} |"
+            )
+            report["newsmtsc_vs_guideline"][split] = {
+                "rows": len(rows),
+                "kappa": kk,
+                "agreement": ag,
+                "newsmtsc_polar_guideline_neutral": polar_to_neutral,
+                "guideline_polar_newsmtsc_neutral": neutral_to_polar,
+                "opposite": flipped,
+            }
         rows = final
         g = [r["label"] for r in rows]
         n = [pol[r["id"]] for r in rows]
         lines.append("\nAll relabelled rows, guideline (rows) x NewsMTSC (columns):\n")
-        lines.append(table(list(LABELS), list(LABELS), confusion_matrix(g, n, labels=list(LABELS)), "guideline \\ NewsMTSC"))
+        lines.append(
+            table(list(LABELS), list(LABELS), confusion_matrix(g, n, labels=list(LABELS)), "guideline \\ NewsMTSC")
+        )
         kinds = Counter(kind_of(r["note"]) for r, x, y in zip(rows, g, n) if x == "neutral" and y != "neutral")
         lines.append("\nKinds of NewsMTSC-polar rows the guideline calls neutral (from the annotators' notes):\n")
         lines += [f"- {name}: {count}" for name, count in kinds.most_common()]

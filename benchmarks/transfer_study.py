@@ -73,7 +73,9 @@ def eval_rows() -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def write_run(folder: Path, recipe: str, seed: int, rows: list[dict[str, Any]], probs: Any, extra: dict[str, Any]) -> dict[str, float]:
+def write_run(
+    folder: Path, recipe: str, seed: int, rows: list[dict[str, Any]], probs: Any, extra: dict[str, Any]
+) -> dict[str, float]:
     from stance.analysis.metrics import compute_metrics
     from stance.analysis.report import examples_hash, prediction_rows
     from stance.io import write_json, write_jsonl, write_text
@@ -84,7 +86,9 @@ def write_run(folder: Path, recipe: str, seed: int, rows: list[dict[str, Any]], 
     write_json(folder / "metrics.json", metrics)
     write_text(folder / ".hydra" / "overrides.yaml", f"- recipe={recipe}\n- seed={seed}\n")
     write_text(folder / ".hydra" / "config.yaml", f"recipe: {recipe}\nseed: {seed}\n")
-    write_json(folder / "run.json", {"status": "completed", "seed": seed, "test_data_hash": examples_hash(rows), **extra})
+    write_json(
+        folder / "run.json", {"status": "completed", "seed": seed, "test_data_hash": examples_hash(rows), **extra}
+    )
     return metrics
 
 
@@ -117,6 +121,14 @@ def seeds_of(folder: Path) -> dict[int, Path]:
     if not out:
         raise SystemExit(f"{folder}: no seed=N/model folders")
     return out
+
+
+def _cell(c: dict[str, Any] | None) -> str:
+    """``mean ± sd (n)`` of one summary cell; no sd for a single seed."""
+    if not c:
+        return "–"
+    sd = "" if c["std"] is None or c["n"] < 2 or c["std"] != c["std"] else f" ± {c['std']:.3f}"
+    return f"{c['mean']:.3f}{sd} ({c['n']})"
 
 
 def main() -> None:
@@ -164,16 +176,32 @@ def main() -> None:
         else:
             setup_runtime(seed, a.threads)
             probs = load_classifier(model).predict_proba(rows[ev], progress=False)
-        m = write_run(folder, recipe, seed, rows[ev], probs, {"model": str(model) if model else None,
-                                                             "seconds": round(time.perf_counter() - t0, 1)})
-        log.info("[%d/%d] %s seed %d %s: macro-F1 %.4f (%.0fs)", i, len(jobs), recipe, seed, ev, m["test_macro_f1"],
-                 time.perf_counter() - t0)
+        m = write_run(
+            folder,
+            recipe,
+            seed,
+            rows[ev],
+            probs,
+            {"model": str(model) if model else None, "seconds": round(time.perf_counter() - t0, 1)},
+        )
+        log.info(
+            "[%d/%d] %s seed %d %s: macro-F1 %.4f (%.0fs)",
+            i,
+            len(jobs),
+            recipe,
+            seed,
+            ev,
+            m["test_macro_f1"],
+            time.perf_counter() - t0,
+        )
 
     summary: dict[str, dict[str, Any]] = {}
     for ev in EVALS:
         if not (out / ev).is_dir():
             continue
-        comp = compare_runs([out / ev], metric="test_macro_f1", metrics=["test_macro_f1", "test_f1_pn", "test_accuracy"])
+        comp = compare_runs(
+            [out / ev], metric="test_macro_f1", metrics=["test_macro_f1", "test_f1_pn", "test_accuracy"]
+        )
         write_comparison(comp, out / ev)
         header, body = table(comp)
         print(f"\n## {ev}\n")
@@ -182,19 +210,16 @@ def main() -> None:
             print("| " + " | ".join(line) + " |")
         for row in comp.rows:
             if row.rank:
-                summary.setdefault(row.label, {})[ev] = {"mean": row.mean.get("test_macro_f1"), "std": row.std.get("test_macro_f1"),
-                                                       "n": len(row.runs)}
+                summary.setdefault(row.label, {})[ev] = {
+                    "mean": row.mean.get("test_macro_f1"),
+                    "std": row.std.get("test_macro_f1"),
+                    "n": len(row.runs),
+                }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print("\n## Summary: macro-F1, mean ± sd over training seeds (n)\n")
     print("| recipe | " + " | ".join(EVALS) + " |\n|---|" + "---|" * len(EVALS))
     for recipe, cells in summary.items():
-        def cell(ev: str) -> str:
-            c = cells.get(ev)
-            if not c:
-                return "–"
-            sd = "" if c["std"] is None or c["n"] < 2 or c["std"] != c["std"] else f" ± {c['std']:.3f}"
-            return f"{c['mean']:.3f}{sd} ({c['n']})"
-        print(f"| {recipe} | " + " | ".join(cell(ev) for ev in EVALS) + " |")
+        print(f"| {recipe} | " + " | ".join(_cell(cells.get(ev)) for ev in EVALS) + " |")
 
 
 if __name__ == "__main__":

@@ -10,11 +10,10 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+from conftest import CONFIG_DIR, make_tiny_model, make_toy_dataset
 from stance.errors import StanceError
 from stance.modeling.models import load_classifier
 from stance.modeling.training import init_model_dir, run_training
-
-from conftest import CONFIG_DIR, make_toy_dataset, make_tiny_model
 
 torch.set_num_threads(1)
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
@@ -34,8 +33,17 @@ def toy():
 def trained(tiny_model_dir, toy, tmp_path_factory) -> Path:
     """A run trained with non-default encoding (pair input, max_length 24)."""
     out = tmp_path_factory.mktemp("base")
-    run_training(cfg(f"model.name_or_path={tiny_model_dir}", "model.input_format=pair", "model.max_length=24",
-                     "train.epochs=1", "train.batch_size=8"), output_dir=out, data=toy)
+    run_training(
+        cfg(
+            f"model.name_or_path={tiny_model_dir}",
+            "model.input_format=pair",
+            "model.max_length=24",
+            "train.epochs=1",
+            "train.batch_size=8",
+        ),
+        output_dir=out,
+        data=toy,
+    )
     return out
 
 
@@ -50,8 +58,18 @@ def test_every_experiment_composes():
 
 def test_adapt_keeps_label_maps_and_encoding(trained, toy, tmp_path):
     # the adapt recipe on the toy data, starting from the trained run (its run dir is accepted too)
-    run_training(cfg("+experiment=adapt", f"model.init_from={trained}", "model.input_format=markers",
-                     "model.max_length=64", "train.epochs=1", "train.batch_size=8"), output_dir=tmp_path, data=toy)
+    run_training(
+        cfg(
+            "+experiment=adapt",
+            f"model.init_from={trained}",
+            "model.input_format=markers",
+            "model.max_length=64",
+            "train.epochs=1",
+            "train.batch_size=8",
+        ),
+        output_dir=tmp_path,
+        data=toy,
+    )
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     assert config["id2label"] == json.loads((trained / "model" / "config.json").read_text())["id2label"]
     assert config["stance"]["input_format"] == "pair" and config["stance"]["max_length"] == 24
@@ -71,8 +89,11 @@ def test_init_from_refuses_other_labels(tmp_path):
     config["stance"] = {"input_format": "markers", "max_length": 32, "markers": ["<<", ">>"]}
     (other / "config.json").write_text(json.dumps(config))
     with pytest.raises(StanceError, match="label"):
-        run_training(cfg("+experiment=adapt", f"model.init_from={other}", "train.epochs=1"), output_dir=tmp_path / "run",
-                     data=make_toy_dataset(30))
+        run_training(
+            cfg("+experiment=adapt", f"model.init_from={other}", "train.epochs=1"),
+            output_dir=tmp_path / "run",
+            data=make_toy_dataset(30),
+        )
 
 
 def test_init_from_refuses_base_checkpoints_and_missing_folders(tiny_model_dir, tmp_path):
@@ -86,3 +107,33 @@ def test_init_from_refuses_base_checkpoints_and_missing_folders(tiny_model_dir, 
 def test_adapt_without_init_from_is_one_line(toy, tmp_path):
     with pytest.raises(StanceError, match="model.init_from: missing"):
         run_training(cfg("+experiment=adapt", "train.epochs=1"), output_dir=tmp_path, data=toy)
+
+
+def test_training_calibrates_and_the_temperature_travels_with_the_model(trained, toy, tmp_path):
+    """The run fits a temperature on validation, stores it in config.json's stance block, reports
+    ECE, draws the reliability diagram; a reload predicts the same calibrated probabilities."""
+    import numpy as np
+
+    metrics = json.loads((trained / "metrics.json").read_text())
+    config = json.loads((trained / "model" / "config.json").read_text())
+    assert metrics["temperature"] == config["stance"]["temperature"] > 0
+    assert {"validation_ece", "validation_ece_uncalibrated", "test_ece"} <= set(metrics)
+    assert (trained / "reliability.png").stat().st_size > 0
+    clf = load_classifier(trained / "model")
+    assert clf.temperature == config["stance"]["temperature"]
+    rows = toy["test"].to_list()
+    calibrated = clf.predict_proba(rows)
+    clf.temperature = 1.0
+    raw = clf.predict_proba(rows)
+    assert (calibrated.argmax(1) == raw.argmax(1)).all()
+    expected = np.exp(np.log(raw) / config["stance"]["temperature"])
+    assert np.allclose(calibrated, expected / expected.sum(1, keepdims=True), atol=1e-5)
+
+
+def test_calibration_can_be_turned_off(tiny_model_dir, toy, tmp_path):
+    run_training(
+        cfg(f"model.name_or_path={tiny_model_dir}", "train.epochs=1", "train.calibrate=false"),
+        output_dir=tmp_path,
+        data=toy,
+    )
+    assert "temperature" not in json.loads((tmp_path / "model" / "config.json").read_text())["stance"]

@@ -24,7 +24,7 @@ from conftest import REPO
 PACKAGE = REPO / "src" / "stance"
 FLOORS = ("ground", "text", "data", "analysis", "modeling", "scoring", "entry")
 GROUND = {"stance", "stance.config", "stance.errors", "stance.io", "stance.labels"}
-ENTRY_POINTS = {"stance.build", "stance.train", "stance.evaluate", "stance.score", "stance.compare"}
+ENTRY_POINTS = {"stance.build", "stance.train", "stance.evaluate", "stance.score", "stance.compare", "stance.pipeline"}
 # third-party libraries a function may import lazily: heavy to load, or optional backends
 LAZY_OK = {
     "torch",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stance.modeling.calibration import expected_calibration_error, fit_temperature, nll, reliability, softmax
+from stance.analysis.calibration import expected_calibration_error, fit_temperature, nll, reliability, softmax
 
 
 def _synthetic(true_t: float, n: int = 20000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -50,3 +50,29 @@ def test_reliability_bins_by_hand() -> None:
     assert rel.accuracy[9] == 0.5 and rel.confidence[9] == pytest.approx(0.975)
     expected = (2 / 4) * abs(0.5 - 0.975) + (1 / 4) * abs(0.0 - 0.35) + (1 / 4) * abs(1.0 - 0.85)
     assert rel.ece == pytest.approx(expected)
+
+
+def test_low_confidence_warning_names_the_cause(tmp_path) -> None:
+    import json
+    from types import SimpleNamespace
+
+    from stance.scoring.engine import low_confidence_warning
+
+    model_dir = tmp_path / "run" / "model"
+    model_dir.mkdir(parents=True)
+    many = {"mentions": 10, "low_confidence": 8}
+    assert (
+        low_confidence_warning(
+            {"mentions": 10, "low_confidence": 5}, 0.5, SimpleNamespace(kind="transformer"), model_dir
+        )
+        is None
+    )
+    uncal = low_confidence_warning(many, 0.5, SimpleNamespace(kind="transformer", temperature=1.0), model_dir)
+    assert uncal.startswith("8 of 10 mentions (80%)") and "not calibrated" in uncal
+    (model_dir.parent / "run.json").write_text(json.dumps({"counts": {"train": 143}}))
+    few = low_confidence_warning(many, 0.5, SimpleNamespace(kind="transformer", temperature=0.7), model_dir)
+    assert "only 143 labelled rows" in few and "+experiment=news" in few
+    (model_dir.parent / "run.json").write_text(json.dumps({"counts": {"train": 8739}}))
+    assert "unlike the model's training data" in low_confidence_warning(
+        many, 0.5, SimpleNamespace(kind="transformer", temperature=0.7), model_dir
+    )

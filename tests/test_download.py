@@ -113,8 +113,9 @@ def test_offline_says_how_to_provide_the_files(tmp_path: Path) -> None:
 
 def test_downloads_off_is_one_clear_line(tmp_path: Path) -> None:
     with pytest.raises(StanceError, match="downloads are off"):
-        resolve_source(AUTO, (_remote("http://127.0.0.1:9/x"),), shared=tmp_path / "a", cache=tmp_path / "b",
-                       allow_download=False)
+        resolve_source(
+            AUTO, (_remote("http://127.0.0.1:9/x"),), shared=tmp_path / "a", cache=tmp_path / "b", allow_download=False
+        )
 
 
 def test_corrupt_cache_is_fetched_again(tmp_path: Path, server: str) -> None:

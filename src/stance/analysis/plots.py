@@ -43,6 +43,55 @@ def plot_confusion(cm: Any, labels: Sequence[str], path: str | Path, title: str 
     return _save(fig, path)
 
 
+def plot_reliability(
+    confidence: Any,
+    accuracy: Any,
+    count: Any,
+    edges: Any,
+    path: str | Path,
+    title: str = "",
+    ece: float | None = None,
+    temperature: float | None = None,
+) -> Path:
+    """Reliability diagram: accuracy of the top label per confidence bin against the diagonal
+    (perfect calibration), bar width = bin, the number of rows written on each bar."""
+    edges = np.asarray(edges, dtype=float)
+    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    ax.plot([0, 1], [0, 1], ls="--", color="#7f8c8d", lw=1, label="perfect calibration")
+    mids, widths = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
+    filled = np.asarray(count) > 0
+    ax.bar(
+        mids[filled],
+        np.asarray(accuracy)[filled],
+        width=widths[filled] * 0.9,
+        color="#2e86c1",
+        alpha=0.8,
+        label="accuracy in bin",
+    )
+    ax.plot(
+        np.asarray(confidence)[filled],
+        np.asarray(accuracy)[filled],
+        "o",
+        color="#1b4f72",
+        ms=3,
+        label="mean confidence",
+    )
+    for x, y, n in zip(mids[filled], np.asarray(accuracy)[filled], np.asarray(count)[filled]):
+        ax.text(x, min(y + 0.02, 0.97), str(int(n)), ha="center", va="bottom", fontsize=7)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence (top probability)")
+    ax.set_ylabel("accuracy")
+    extra = ", ".join(
+        x
+        for x in (f"ECE {ece:.3f}" if ece is not None else "", f"temperature {temperature:.2f}" if temperature else "")
+        if x
+    )
+    ax.set_title(" ".join(x for x in (title, f"({extra})" if extra else "") if x), fontsize=9)
+    ax.legend(loc="upper left", fontsize=7)
+    return _save(fig, path)
+
+
 # Diverging order: critical left, neutral in the middle, supportive right.
 _STANCE_COLORS: dict[str, str] = {"critical": "#c0392b", "neutral": "#bdc3c7", "supportive": "#27ae60"}
 

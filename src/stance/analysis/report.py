@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from stance.analysis.calibration import expected_calibration_error, reliability
 from stance.analysis.metrics import compute_metrics, confusion, per_actor
-from stance.analysis.plots import plot_confusion
+from stance.analysis.plots import plot_confusion, plot_reliability
 from stance.io import write_json, write_jsonl, write_text
 from stance.labels import LABELS
 
@@ -43,11 +44,15 @@ def evaluate_rows(
     bootstrap: int = 1000,
     seed: int = 42,
 ) -> tuple[dict[str, float], np.ndarray]:
-    """Predict ``rows`` (with integer ``label``) and return (flat metrics, probabilities)."""
+    """Predict ``rows`` (with integer ``label``) and return (flat metrics, probabilities);
+    ``<prefix>_ece`` is the expected calibration error of the probabilities (10 bins)."""
     probs = classifier.predict_proba(rows, progress=len(rows) > 500)
     y_true = [int(r["label"]) for r in rows]
     y_pred = probs.argmax(axis=1).tolist() if len(rows) else []
-    return compute_metrics(y_true, y_pred, prefix=prefix, bootstrap=bootstrap, seed=seed), probs
+    metrics = compute_metrics(y_true, y_pred, prefix=prefix, bootstrap=bootstrap, seed=seed)
+    if len(rows):
+        metrics[f"{prefix}_ece"] = expected_calibration_error(probs, np.asarray(y_true))
+    return metrics, probs
 
 
 def prediction_rows(rows: Sequence[Mapping[str, Any]], probs: np.ndarray) -> list[dict[str, Any]]:
@@ -81,20 +86,41 @@ def render_report(
     lines += [f"- {n}" for n in notes]
     if notes:
         lines.append("")
-    lines += ["| split | n | macro-F1 (95% CI) | F1 pn | accuracy | mean recall | ECE |", "|---|---|---|---|---|---|---|"]
+    lines += [
+        "| split | n | macro-F1 (95% CI) | F1 pn | accuracy | mean recall | ECE |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for s in splits:
         if f"{s}_macro_f1" not in metrics:
             continue
         ci = f"{_fmt(metrics.get(f'{s}_macro_f1_ci_low', float('nan')))}-{_fmt(metrics.get(f'{s}_macro_f1_ci_high', float('nan')))}"
         lines.append(
             f"| {s} | {int(metrics[f'{s}_n'])} | {_fmt(metrics[f'{s}_macro_f1'])} ({ci}) | "
-            f"{_fmt(metrics[f'{s}_f1_pn'])} | {_fmt(metrics[f'{s}_accuracy'])} | {_fmt(metrics[f'{s}_mean_recall'])} |"
+            f"{_fmt(metrics[f'{s}_f1_pn'])} | {_fmt(metrics[f'{s}_accuracy'])} | {_fmt(metrics[f'{s}_mean_recall'])} | "
+            f"{_fmt(metrics.get(f'{s}_ece', float('nan')))} |"
         )
+    if "temperature" in metrics:
+        lines += [
+            "",
+            f"Probabilities calibrated by temperature scaling on the validation split: T = "
+            f"{metrics['temperature']:.3f} (validation ECE {_fmt(metrics.get('validation_ece_uncalibrated', float('nan')))} "
+            f"before, {_fmt(metrics.get('validation_ece', float('nan')))} after); `reliability.png` shows the "
+            f"{focus} split.",
+        ]
     if "cv_macro_f1_mean" in metrics:
-        lines += ["", f"Cross-validation macro-F1: {_fmt(metrics['cv_macro_f1_mean'])} ± {_fmt(metrics['cv_macro_f1_std'])}"]
+        lines += [
+            "",
+            f"Cross-validation macro-F1: {_fmt(metrics['cv_macro_f1_mean'])} ± {_fmt(metrics['cv_macro_f1_std'])}",
+        ]
     if not preds:
         return "\n".join(lines) + "\n"
-    lines += ["", f"## {focus}: per class", "", "| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"## {focus}: per class",
+        "",
+        "| label | precision | recall | F1 | support |",
+        "|---|---|---|---|---|",
+    ]
     for label in LABELS:
         lines.append(
             f"| {label} | {_fmt(metrics[f'{focus}_{label}_precision'])} | {_fmt(metrics[f'{focus}_{label}_recall'])} | "
@@ -150,6 +176,18 @@ def write_evaluation(
     gold = [LABELS.index(p["label"]) for p in preds]
     pred = [LABELS.index(p["pred"]) for p in preds]
     plot_confusion(confusion(gold, pred), LABELS, out_dir / "confusion_matrix.png", title=f"{focus} (n={len(preds)})")
+    if len(preds):
+        rel = reliability(probs, np.asarray(gold))
+        plot_reliability(
+            rel.confidence,
+            rel.accuracy,
+            rel.count,
+            rel.edges,
+            out_dir / "reliability.png",
+            title=f"{focus} (n={len(preds)})",
+            ece=rel.ece,
+            temperature=metrics.get("temperature"),
+        )
     write_text(out_dir / "report.md", render_report(title, metrics, splits, focus, rows, preds, notes))
 
 

@@ -52,8 +52,14 @@ def read_reference_labels(paths: Iterable[str | Path], corpus: str) -> dict[str,
                 raise StanceError(f"{where}: empty id")
             if ex_id in out:
                 raise StanceError(f"{where}: id {ex_id!r} labelled twice (first at {out[ex_id].where})")
-            out[ex_id] = ReferenceLabel(corpus, row["split"].strip(), ex_id, check_label(row["label"], where),
-                                        (row.get("note") or "").strip(), where)
+            out[ex_id] = ReferenceLabel(
+                corpus,
+                row["split"].strip(),
+                ex_id,
+                check_label(row["label"], where),
+                (row.get("note") or "").strip(),
+                where,
+            )
     return out
 
 
@@ -80,16 +86,22 @@ def apply_reference_labels(
         ids_by_origin[origins[split]].update(r["example_id"] for r in rows)
     for ref in labels.values():
         if ref.split in loaded and ref.id not in ids_by_origin[ref.split]:
-            raise StanceError(f"{ref.where}: id {ref.id!r} is not in {corpus} {ref.split} (wrong id or another version of the corpus)")
-        if ref.split not in loaded and not any(ref.id in ids for ids in ids_by_origin.values()) and not _known_split(ref.split, corpus):
+            raise StanceError(
+                f"{ref.where}: id {ref.id!r} is not in {corpus} {ref.split} (wrong id or another version of the corpus)"
+            )
+        if (
+            ref.split not in loaded
+            and not any(ref.id in ids for ids in ids_by_origin.values())
+            and not _known_split(ref.split, corpus)
+        ):
             raise StanceError(f"{ref.where}: unknown {corpus} split {ref.split!r}")
     out: dict[str, list[dict[str, Any]]] = {}
     for split, rows in splits.items():
         kept = []
         for row in rows:
-            ref = labels.get(row["example_id"])
-            if ref is not None:
-                kept.append({**row, "label": ref.label})
+            found = labels.get(row["example_id"])
+            if found is not None:
+                kept.append({**row, "label": found.label})
             elif mode == "mixed":
                 kept.append(row)
         if kept:

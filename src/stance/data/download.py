@@ -39,16 +39,30 @@ class RemoteFile:
     size: int
 
 
-_NEWSMTSC_BASE = ("https://raw.githubusercontent.com/fhamborg/NewsMTSC/6b838e00f54423c253806327a0ae24dbffa24c9e/"
-                  "NewsSentiment/experiments/default/datasets")
+_NEWSMTSC_BASE = (
+    "https://raw.githubusercontent.com/fhamborg/NewsMTSC/6b838e00f54423c253806327a0ae24dbffa24c9e/"
+    "NewsSentiment/experiments/default/datasets"
+)
 # The train and dev splits only: the test splits are held out on purpose and never fetched.
 NEWSMTSC_FILES: tuple[RemoteFile, ...] = (
-    RemoteFile("train.jsonl", f"{_NEWSMTSC_BASE}/newsmtsc-mt-hf/train.jsonl",
-               "e78c7964aad1d5b7dbc66cb3a05d5885dbf2e29a2a3171f0d75b497bf18f3621", 2522316),
-    RemoteFile("dev_rw.jsonl", f"{_NEWSMTSC_BASE}/newsmtsc-rw-hf/dev.jsonl",
-               "78b5dde35a97b452035c07c142fac5ecf44dd998217921cff62a1519ed01e952", 99824),
-    RemoteFile("dev_mt.jsonl", f"{_NEWSMTSC_BASE}/newsmtsc-mt-hf/dev.jsonl",
-               "9dc6480071836094894ee9606cd6bd810d3edeb2d37638d751e55bbb7d375aaa", 136979),
+    RemoteFile(
+        "train.jsonl",
+        f"{_NEWSMTSC_BASE}/newsmtsc-mt-hf/train.jsonl",
+        "e78c7964aad1d5b7dbc66cb3a05d5885dbf2e29a2a3171f0d75b497bf18f3621",
+        2522316,
+    ),
+    RemoteFile(
+        "dev_rw.jsonl",
+        f"{_NEWSMTSC_BASE}/newsmtsc-rw-hf/dev.jsonl",
+        "78b5dde35a97b452035c07c142fac5ecf44dd998217921cff62a1519ed01e952",
+        99824,
+    ),
+    RemoteFile(
+        "dev_mt.jsonl",
+        f"{_NEWSMTSC_BASE}/newsmtsc-mt-hf/dev.jsonl",
+        "9dc6480071836094894ee9606cd6bd810d3edeb2d37638d751e55bbb7d375aaa",
+        136979,
+    ),
 )
 SHARED_NEWSMTSC = Path("../shared/newsmtsc")
 CACHE_NEWSMTSC = Path("data/external/newsmtsc")
@@ -77,8 +91,10 @@ def download(remote: RemoteFile, dest: Path, timeout: float = 60.0) -> Path:
             reason = getattr(err, "reason", err)
             raise StanceError(f"{remote.url}: download failed ({reason}) after {got} bytes") from None
         if got != remote.size or h.hexdigest() != remote.sha256:
-            raise StanceError(f"{remote.url}: checksum mismatch ({got} bytes, sha256 {h.hexdigest()[:12]}..., "
-                              f"expected {remote.size} bytes, {remote.sha256[:12]}...); nothing was kept")
+            raise StanceError(
+                f"{remote.url}: checksum mismatch ({got} bytes, sha256 {h.hexdigest()[:12]}..., "
+                f"expected {remote.size} bytes, {remote.sha256[:12]}...); nothing was kept"
+            )
     return dest
 
 
@@ -88,8 +104,13 @@ def _complete(folder: Path, files: tuple[RemoteFile, ...], verify: bool) -> bool
     return not verify or all(sha256_of(folder / f.name) == f.sha256 for f in files)
 
 
-def resolve_source(source: str, files: tuple[RemoteFile, ...] = NEWSMTSC_FILES, shared: Path = SHARED_NEWSMTSC,
-                   cache: Path = CACHE_NEWSMTSC, allow_download: bool = True) -> str:
+def resolve_source(
+    source: str,
+    files: tuple[RemoteFile, ...] = NEWSMTSC_FILES,
+    shared: Path = SHARED_NEWSMTSC,
+    cache: Path = CACHE_NEWSMTSC,
+    allow_download: bool = True,
+) -> str:
     """The folder (or URL) a corpus is read from; see the module docstring for ``auto``."""
     if source != AUTO:
         return source
@@ -98,14 +119,18 @@ def resolve_source(source: str, files: tuple[RemoteFile, ...] = NEWSMTSC_FILES, 
     if _complete(cache, files, verify=True):
         return str(cache)
     if not allow_download:
-        raise StanceError(f"data.source=auto: NewsMTSC not found in {shared} or {cache} and downloads are off; "
-                          f"put train.jsonl, dev_rw.jsonl, dev_mt.jsonl in one of them or set data.source=FOLDER")
+        raise StanceError(
+            f"data.source=auto: NewsMTSC not found in {shared} or {cache} and downloads are off; "
+            f"put train.jsonl, dev_rw.jsonl, dev_mt.jsonl in one of them or set data.source=FOLDER"
+        )
     for f in files:
         if not (cache / f.name).is_file() or sha256_of(cache / f.name) != f.sha256:
             log.info("downloading %s -> %s", f.url, cache / f.name)
             try:
                 download(f, cache / f.name)
             except StanceError as err:
-                raise StanceError(f"data.source=auto: {err}; without internet, put the NewsMTSC files in {shared} "
-                                  f"or {cache}, or set data.source=FOLDER") from None
+                raise StanceError(
+                    f"data.source=auto: {err}; without internet, put the NewsMTSC files in {shared} "
+                    f"or {cache}, or set data.source=FOLDER"
+                ) from None
     return str(cache)

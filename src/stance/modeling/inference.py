@@ -63,8 +63,8 @@ def predict_proba(
 ) -> np.ndarray:
     """Class probabilities (rows x labels, float32) in the order of ``rows``.
 
-    ``encoding``: ``input_format``, ``max_length`` and ``markers`` (the saved model's ``stance``
-    block). Within each window the inputs are sorted by token length (stable) and batched with
+    ``encoding``: ``input_format``, ``max_length``, ``markers`` and ``temperature`` (the saved
+    model's ``stance`` block; probabilities are ``softmax(logits / temperature)``, 1 if absent). Within each window the inputs are sorted by token length (stable) and batched with
     padding to the longest in the batch only, so little compute goes to padding.
     """
     import torch  # heavy: imported when a transformer predicts
@@ -72,9 +72,11 @@ def predict_proba(
     probs = np.zeros((len(rows), len(LABELS)), dtype=np.float32)
     window = len(rows) if sort_window is None else max(1, int(sort_window))
     pad_id = tokenizer.pad_token_id or 0
+    temperature = float(encoding.get("temperature") or 1.0)
     for w0 in range(0, len(rows), max(1, window)):
-        feats = encode(tokenizer, rows[w0 : w0 + window], encoding["input_format"], encoding["max_length"],
-                       encoding["markers"])
+        feats = encode(
+            tokenizer, rows[w0 : w0 + window], encoding["input_format"], encoding["max_length"], encoding["markers"]
+        )
         ids, types = feats["input_ids"], feats.get("token_type_ids")
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         for b0 in range(0, len(order), batch_size):
@@ -93,19 +95,22 @@ def predict_proba(
                 batch["attention_mask"][r, :n] = 1
                 if types is not None:
                     batch["token_type_ids"][r, :n] = torch.tensor(types[i], dtype=torch.long)
-            probs[[w0 + i for i in idx]] = forward(model, batch, precision, session)
+            probs[[w0 + i for i in idx]] = forward(model, batch, precision, session, temperature)
             if on_batch is not None:
                 on_batch(len(idx))
     return probs
 
 
-def forward(model: Any, batch: dict[str, Any], precision: str = "fp32", session: Any = None) -> np.ndarray:
-    """Softmax probabilities of one padded batch (torch tensors), by the session when given."""
+def forward(
+    model: Any, batch: dict[str, Any], precision: str = "fp32", session: Any = None, temperature: float = 1.0
+) -> np.ndarray:
+    """Softmax probabilities of one padded batch (torch tensors), by the session when given;
+    ``temperature`` (the calibration fitted after training) divides the logits first."""
     import torch  # heavy: imported when a transformer predicts
 
     if session is not None:
         feed = {i.name: batch[i.name].numpy() for i in session.get_inputs()}
-        logits = session.run(None, feed)[0].astype(np.float32)
+        logits = session.run(None, feed)[0].astype(np.float32) / np.float32(temperature)
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
         return exp / exp.sum(axis=1, keepdims=True)
@@ -116,7 +121,7 @@ def forward(model: Any, batch: dict[str, Any], precision: str = "fp32", session:
                 logits = model(**batch).logits
         else:
             logits = model(**batch).logits
-        return torch.softmax(logits.float(), dim=-1).numpy()
+        return torch.softmax(logits.float() / temperature, dim=-1).numpy()
 
 
 def apply_precision(model: Any, precision: str) -> Any:

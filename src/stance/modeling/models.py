@@ -129,6 +129,7 @@ class TransformerClassifier:
         max_length: int = 128,
         markers: Sequence[str] = DEFAULT_MARKERS,
         batch_size: int = 64,
+        temperature: float = 1.0,
     ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
@@ -136,6 +137,8 @@ class TransformerClassifier:
         self.max_length = int(max_length)
         self.markers = tuple(markers)
         self.batch_size = batch_size
+        # softmax temperature fitted on validation after training (1: uncalibrated)
+        self.temperature = float(temperature)
         self.kind = "transformer"
         # the runtime (load_classifier's precision/backend): fp32 torch unless prepared otherwise
         self.precision = Precision.fp32
@@ -158,12 +161,18 @@ class TransformerClassifier:
             max_length=block.get("max_length", 128),
             markers=block.get("markers", DEFAULT_MARKERS),
             batch_size=batch_size,
+            temperature=float(block.get("temperature") or 1.0),
         )
 
     @property
     def encoding(self) -> dict[str, Any]:
         """The saved ``stance`` block: how rows are encoded (as in training)."""
-        return {"input_format": self.input_format, "max_length": self.max_length, "markers": self.markers}
+        return {
+            "input_format": self.input_format,
+            "max_length": self.max_length,
+            "markers": self.markers,
+            "temperature": self.temperature,
+        }
 
     def encode(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[list[int]]]:
         return encode(self.tokenizer, rows, self.input_format, self.max_length, self.markers)

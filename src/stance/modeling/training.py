@@ -16,7 +16,7 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from sklearn.model_selection import StratifiedGroupKFold
 
+from stance.analysis.calibration import expected_calibration_error, fit_temperature
 from stance.analysis.metrics import actor_metrics, compute_metrics, macro_f1
 from stance.analysis.report import evaluate_rows, examples_hash, log_metrics, prediction_rows, write_evaluation
 from stance.config import to_container
@@ -341,6 +342,28 @@ def fit_model(cfg: Any, train_rows: Any, valid_rows: Any | None, work_dir: str |
     }
 
 
+def calibrate(classifier: Any, rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Fit the softmax temperature on validation rows and store it with the model (its ``stance``
+    block, saved with it); predictions do not change, probabilities do. Returns the temperature
+    and the validation ECE before calibration (the after-figure is the split's ``_ece``)."""
+    classifier.temperature = 1.0
+    probs = classifier.predict_proba(rows)
+    labels = np.asarray([int(r["label"]) for r in rows])
+    # log-probabilities are the logits up to a per-row constant, which softmax ignores
+    temperature = fit_temperature(np.log(np.clip(probs.astype(np.float64), 1e-12, None)), labels)
+    # rounded as saved, so this run's metrics and a reload of the model agree exactly
+    classifier.temperature = round(temperature, 6)
+    classifier.model.config.stance = {
+        **dict(classifier.model.config.stance or {}),
+        "temperature": classifier.temperature,
+    }
+    log.info("calibration: temperature %.3f fitted on %d validation rows", temperature, len(rows))
+    return {
+        "temperature": classifier.temperature,
+        "validation_ece_uncalibrated": expected_calibration_error(probs, labels),
+    }
+
+
 # --- cross-validation --------------------------------------------------------------------------
 def cv_folds(rows: Any, k: int, seed: int) -> np.ndarray:
     """Fold index per row: the dataset's ``fold`` column when it has exactly ``k`` folds, else
@@ -479,6 +502,8 @@ def _run(cfg: Any, out: Path, data: Any | None, record: dict[str, Any], t_start:
     t0 = time.perf_counter()
     classifier, info = fit_model(cfg, data["train"], data["validation"] if has_valid else None, out)
     timings["train_s"] = round(time.perf_counter() - t0, 2)
+    if cfg.train.calibrate and has_valid and getattr(classifier, "kind", "") == "transformer":
+        metrics.update(calibrate(classifier, data["validation"].to_list()))
     save_model(classifier, out / "model")
 
     t0 = time.perf_counter()

@@ -27,6 +27,7 @@ time, so memory stays flat as the corpus grows.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -296,37 +297,93 @@ def _finish(run: _Run, files: list[Path], t_score: float, t0: float) -> dict[str
     elif plot_path.exists():
         plot_path.unlink()
     skipped = [{"path": p.path, "line": p.line, "reason": p.message} for p in run.problems]
-    skipped += [{"path": d["source"], "line": None, "article_id": d["article_id"],
-                 "reason": "no actor of the registry is mentioned"} for d in no_actor]
-    run.record.update({
-        "status": "completed",
-        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-        "elapsed_s": round(time.perf_counter() - t0, 3),
-        "inputs": [{"path": str(f), "sha256": file_sha256(f), "bytes": f.stat().st_size} for f in files],
-        "counts": _counts(run, files, total_articles, no_actor, agg["mentions"], actors),
-        "throughput": {
-            "articles_per_s": round(run.n_scored / t_score, 3) if t_score > 0 else None,
-            "sentences_per_s": round(run.n_pairs / t_score, 3) if t_score > 0 else None,
-            "inference_s": round(run.t_infer, 3),
-        },
-        "skipped": skipped,
-        "outputs": {
-            "mentions": [f"{MENTIONS_DIR}/"] + ([f"mentions.{fmt}"] if fmt != "parquet" else []),
-            "articles": f"articles.{fmt}",
-            "actors": f"actors.{fmt}",
-            "plot": plot_path.name if len(actors) else None,
-        },
-    })
+    skipped += [
+        {
+            "path": d["source"],
+            "line": None,
+            "article_id": d["article_id"],
+            "reason": "no actor of the registry is mentioned",
+        }
+        for d in no_actor
+    ]
+    run.record.update(
+        {
+            "status": "completed",
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            "elapsed_s": round(time.perf_counter() - t0, 3),
+            "inputs": [{"path": str(f), "sha256": file_sha256(f), "bytes": f.stat().st_size} for f in files],
+            "counts": _counts(run, files, total_articles, no_actor, agg["mentions"], actors),
+            "throughput": {
+                "articles_per_s": round(run.n_scored / t_score, 3) if t_score > 0 else None,
+                "sentences_per_s": round(run.n_pairs / t_score, 3) if t_score > 0 else None,
+                "inference_s": round(run.t_infer, 3),
+            },
+            "skipped": skipped,
+            "outputs": {
+                "mentions": [f"{MENTIONS_DIR}/"] + ([f"mentions.{fmt}"] if fmt != "parquet" else []),
+                "articles": f"articles.{fmt}",
+                "actors": f"actors.{fmt}",
+                "plot": plot_path.name if len(actors) else None,
+            },
+        }
+    )
     write_json(run.out / "run.json", run.record)
-    log.info("scored %d article(s) (%d now, %d earlier): %d mentions of %d actor(s); skipped %d problem(s), "
-             "%d article(s) without actors; %.1f sentences/s -> %s",
-             total_articles, run.n_scored, run.n_resumed, agg["mentions"], len(actors), len(run.problems),
-             len(no_actor), run.n_pairs / t_score if t_score > 0 else 0.0, run.out)
+    log.info(
+        "scored %d article(s) (%d now, %d earlier): %d mentions of %d actor(s); skipped %d problem(s), "
+        "%d article(s) without actors; %.1f sentences/s -> %s",
+        total_articles,
+        run.n_scored,
+        run.n_resumed,
+        agg["mentions"],
+        len(actors),
+        len(run.problems),
+        len(no_actor),
+        run.n_pairs / t_score if t_score > 0 else 0.0,
+        run.out,
+    )
+    warning = low_confidence_warning(
+        run.record["counts"], float(run.cfg.score.threshold), run.classifier, Path(str(run.cfg.model_dir))
+    )
+    if warning:
+        log.warning("%s", warning)
     return run.record
 
 
-def _counts(run: _Run, files: list[Path], total_articles: int, no_actor: list[dict[str, str]], mentions: int,
-            actors: Any) -> dict[str, Any]:
+def low_confidence_warning(counts: dict[str, Any], threshold: float, classifier: Any, model_dir: Path) -> str | None:
+    """A one-line warning when more than half of the mentions are low-confidence, naming the
+    likely cause (uncalibrated model, a model trained on few rows, or text unlike its training data)."""
+    mentions, low = int(counts.get("mentions") or 0), int(counts.get("low_confidence") or 0)
+    if not mentions or low / mentions <= 0.5:
+        return None
+    head = f"{low} of {mentions} mentions ({low / mentions:.0%}) have a top probability below score.threshold={threshold:g}: "
+    if getattr(classifier, "kind", "") != "transformer":
+        return head + "a baseline model's probabilities are not confidences; read the labels, not the flags"
+    if float(getattr(classifier, "temperature", 1.0)) == 1.0:
+        return head + (
+            "the model is not calibrated (trained with train.calibrate=false or before calibration existed), "
+            "so its probabilities are not confidences; retrain, or lower score.threshold"
+        )
+    trained = _training_rows(model_dir)
+    if trained is not None and trained < 1000:
+        return head + (
+            f"the model learned from only {trained} labelled rows, so it is rarely sure; train the `news` recipe "
+            "(python -m stance.train +experiment=news) and adapt it (README: Recipes)"
+        )
+    return head + "the text may be unlike the model's training data (genre, language); check a sample in mentions/"
+
+
+def _training_rows(model_dir: Path) -> int | None:
+    """Training rows of the run that saved ``model_dir`` (its sibling run.json), if known."""
+    try:
+        record = json.loads((model_dir.parent / "run.json").read_text(encoding="utf-8"))
+        return int(record["counts"]["train"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _counts(
+    run: _Run, files: list[Path], total_articles: int, no_actor: list[dict[str, str]], mentions: int, actors: Any
+) -> dict[str, Any]:
     label_counts = {lab: int(actors[f"n_{lab}"].sum()) if len(actors) else 0 for lab in LABELS}
     return {
         "files": len(files),

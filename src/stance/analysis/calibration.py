@@ -48,8 +48,9 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
         raise ValueError(f"logits {logits.shape} and labels {labels.shape} do not match")
     if len(labels) < 2 or len(np.unique(labels)) < 2:
         return 1.0
-    res = minimize_scalar(lambda t: nll(logits, labels, float(np.exp(t))), bounds=_LOG_T_BOUNDS, method="bounded",
-                          options={"xatol": 1e-4})
+    res = minimize_scalar(
+        lambda t: nll(logits, labels, float(np.exp(t))), bounds=_LOG_T_BOUNDS, method="bounded", options={"xatol": 1e-4}
+    )
     return float(np.exp(res.x))
 
 
