@@ -202,6 +202,17 @@ def aggregate(
         if men_writer is not None:
             men_writer.close(mention_schema(meta_columns, labels).empty_table().to_pandas())
 
+    actors = _actor_table(per_actor, reps, seed)
+    _write_table(actors, out / f"actors.{fmt}")
+    return {"mentions": n_rows, "actors": actors}
+
+
+def _maybe_atomic(path: Path | None) -> Any:
+    return atomic_path(path) if path is not None else contextlib.nullcontext()
+
+
+def _actor_table(per_actor: dict[str, dict[str, Any]], reps: int, seed: int) -> pd.DataFrame:
+    """One row per actor over the corpus (most sentences first), with the bootstrap CI of net stance."""
     actor_rows = []
     for actor_id, acc in per_actor.items():
         n = np.concatenate(acc["n"])
@@ -231,10 +242,4 @@ def aggregate(
     ]
     actors = pd.DataFrame(actor_rows, columns=actor_cols)
     actors = actors.sort_values(["n_sentences", "actor_id"], ascending=[False, True], kind="stable")
-    actors = actors.reset_index(drop=True)
-    _write_table(actors, out / f"actors.{fmt}")
-    return {"mentions": n_rows, "actors": actors}
-
-
-def _maybe_atomic(path: Path | None) -> Any:
-    return atomic_path(path) if path is not None else contextlib.nullcontext()
+    return actors.reset_index(drop=True)
