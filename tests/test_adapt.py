@@ -137,3 +137,54 @@ def test_calibration_can_be_turned_off(tiny_model_dir, toy, tmp_path):
         data=toy,
     )
     assert "temperature" not in json.loads((tmp_path / "model" / "config.json").read_text())["stance"]
+
+
+def test_mixed_recipe_adds_weighted_rows(tiny_model_dir, toy, tmp_path, monkeypatch):
+    """+experiment=mixed: the mixed dataset's train rows join the run's own, weighted; validation
+    and test stay the run's own."""
+    from stance.modeling import training
+
+    extra = make_toy_dataset(30, seed=7)
+    built = []
+    monkeypatch.setattr(training, "ensure_dataset", lambda c: built.append(c.data.name) or extra)
+    mixed = training.add_mix(cfg("+experiment=mixed"), toy)
+    assert built == ["newsmtsc-stance"]
+    assert len(mixed["train"]) == len(toy["train"]) + len(extra["train"])
+    assert mixed["train"]["sample_weight"] == [1.0] * len(toy["train"]) + [0.1] * len(extra["train"])
+    assert len(mixed["validation"]) == len(toy["validation"])
+    run_training(
+        cfg(
+            "+experiment=mixed",
+            f"model.name_or_path={tiny_model_dir}",
+            "model.max_length=32",
+            "train.max_steps=2",
+            "train.batch_size=8",
+            "train.eval_steps=0",
+        ),
+        output_dir=tmp_path,
+        data=toy,
+    )
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["status"] == "completed" and record["counts"]["train"] == len(mixed["train"])
+    with pytest.raises(StanceError, match="mix.weight must be positive"):
+        training.add_mix(cfg("+experiment=mixed", "mix.weight=0"), toy)
+
+
+def test_row_weights_in_the_loss():
+    """Weights of 1 give the usual (class-weighted) mean; other weights change it as a weighted mean."""
+    from types import SimpleNamespace
+
+    from stance.modeling.training import _weighted_trainer
+
+    logits = torch.tensor([[2.0, 0.1, -1.0], [0.3, 0.2, 0.1], [-1.0, 0.5, 2.0]])
+    labels = torch.tensor([0, 1, 2])
+
+    def loss(weights, rows):
+        trainer = object.__new__(_weighted_trainer(weights, 0.0))
+        inputs = {"labels": labels.clone(), **({"sample_weight": torch.tensor(rows)} if rows is not None else {})}
+        return trainer.compute_loss(lambda **kw: SimpleNamespace(logits=logits), inputs)
+
+    for w in (None, [0.5, 1.0, 2.0]):
+        assert torch.isclose(loss(w, [1.0, 1.0, 1.0]), loss(w, None))
+    per_row = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    assert torch.isclose(loss(None, [1.0, 0.0, 0.0]), per_row[0])

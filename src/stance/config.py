@@ -234,8 +234,19 @@ class EvalConfig:
 
 
 @dataclass
+class MixConfig:
+    """Another dataset whose train rows join this run's train split (``+experiment=mixed``)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    # loss weight of each added row; the run's own rows weigh 1, so 0.1 up-weights them 10x
+    weight: float = 1.0
+
+
+@dataclass
 class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
+    # train on data's train split plus mix.data's (validation and test stay data's own)
+    mix: Optional[MixConfig] = None
     actors: dict[str, ActorSpec] = field(default_factory=dict)
     text: TextConfig = field(default_factory=TextConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -177,6 +177,8 @@ def encode_dataset(
         feats = encode(tokenizer, batch, input_format, max_length, markers)
         if with_labels:
             feats["labels"] = list(batch["label"])
+        if "sample_weight" in batch:  # per-row loss weights (mixed datasets)
+            feats["sample_weight"] = list(batch["sample_weight"])
         return feats
 
     return dataset.map(

@@ -127,15 +127,25 @@ def _weighted_trainer(weights: list[float] | None, smoothing: float) -> Any:
     from transformers import Trainer
 
     class WeightedTrainer(Trainer):
-        """Cross-entropy with optional class weights and label smoothing."""
+        """Cross-entropy with optional class weights, label smoothing and per-row weights."""
 
         def compute_loss(
             self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
         ) -> Any:  # noqa: E501
             labels = inputs.pop("labels")
+            rows = inputs.pop("sample_weight", None)
             outputs = model(**inputs)
             w = torch.tensor(weights, dtype=outputs.logits.dtype, device=outputs.logits.device) if weights else None
-            loss = torch.nn.functional.cross_entropy(outputs.logits, labels, weight=w, label_smoothing=smoothing)
+            if rows is None:
+                loss = torch.nn.functional.cross_entropy(outputs.logits, labels, weight=w, label_smoothing=smoothing)
+            else:
+                # the weighted mean cross_entropy takes, with each row's weight as a further factor
+                per_row = torch.nn.functional.cross_entropy(
+                    outputs.logits, labels, weight=w, label_smoothing=smoothing, reduction="none"
+                )
+                rows = rows.to(per_row.dtype)
+                norm = rows * (w[labels] if w is not None else 1.0)
+                loss = (per_row * rows).sum() / norm.sum().clamp_min(1e-12)
             return (loss, outputs) if return_outputs else loss
 
     return WeightedTrainer
@@ -222,6 +232,8 @@ def fit_transformer(
         logging_strategy="steps",
         logging_steps=int(t.logging_steps),
         train_sampling_strategy="group_by_length" if t.group_by_length else "random",
+        # per-row weights reach compute_loss only if the Trainer keeps the column
+        remove_unused_columns="sample_weight" not in train_ds.column_names,
         seed=int(cfg.seed),
         data_seed=int(cfg.seed),
         use_cpu=not _has_accelerator(),
@@ -340,6 +352,36 @@ def fit_model(cfg: Any, train_rows: Any, valid_rows: Any | None, work_dir: str |
         "train_seconds": round(s, 3),
         "train_examples_per_s": round(len(train_rows) / s, 1) if s > 0 else None,
     }
+
+
+def add_mix(cfg: Any, data: Any) -> Any:
+    """``data`` with ``cfg.mix.data``'s train rows added to its train split, every train row
+    weighted (own rows 1, added rows ``cfg.mix.weight``); validation and test stay ``data``'s own."""
+    from omegaconf import open_dict
+
+    weight = float(cfg.mix.weight)
+    if not weight > 0:
+        raise StanceError(f"mix.weight must be positive, got {cfg.mix.weight}")
+    mix_cfg = cfg.copy()
+    with open_dict(mix_cfg):  # the mixed dataset replaces data whole (a merge would mix their files)
+        mix_cfg.data = cfg.mix.data
+        mix_cfg.mix = None
+    if mix_cfg.data.name == cfg.data.name:
+        raise StanceError(
+            f"mix.data.name={cfg.mix.data.name!r} is this run's own dataset: give the mixed dataset its own name"
+        )
+    added = ensure_dataset(mix_cfg)["train"]
+    own = data["train"]
+    common = [c for c in own.column_names if c in added.column_names]
+    added = added.select_columns(common).cast(own.select_columns(common).features)
+    merged = datasets.concatenate_datasets([own.select_columns(common), added])
+    merged = merged.add_column("sample_weight", [1.0] * len(own) + [weight] * len(added))
+    log.info(
+        "mix: %d own train rows (weight 1) + %d rows of %s (weight %g)", len(own), len(added), cfg.mix.data.name, weight
+    )
+    out = datasets.DatasetDict(dict(data))
+    out["train"] = merged
+    return out
 
 
 def calibrate(classifier: Any, rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
@@ -468,6 +510,8 @@ def _run(cfg: Any, out: Path, data: Any | None, record: dict[str, Any], t_start:
     t0 = time.perf_counter()
     if data is None:
         data = ensure_dataset(cfg)
+    if cfg.get("mix") is not None:
+        data = add_mix(cfg, data)
     timings["data_s"] = round(time.perf_counter() - t0, 2)
     where = f"dataset {cfg.data.name}"
     if "train" not in data or len(data["train"]) == 0:
