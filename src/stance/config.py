@@ -71,6 +71,22 @@ class TableFormat(StrEnum):
     jsonl = "jsonl"
 
 
+class TimeFreq(StrEnum):
+    """Periods of ``over_time.<fmt>``: weeks (Monday-Sunday), calendar months, quarters."""
+
+    W = "W"
+    M = "M"
+    Q = "Q"
+
+
+class CsvFlavour(StrEnum):
+    """plain: CSV as pandas writes it; excel: UTF-8 BOM and formula-looking cells (=, +, -, @)
+    prefixed with an apostrophe, so a spreadsheet shows the text instead of running it."""
+
+    plain = "plain"
+    excel = "excel"
+
+
 # --- reading and preparing articles (shared by build and score) --------------------------------
 @dataclass
 class InputConfig:
@@ -299,6 +315,18 @@ class ScoreOptions:
     threads: int = 0
     # write the mention rows of every N articles as one part (bounded memory, resumable)
     chunk_articles: int = 500
+    # meta columns (input.meta_columns) to aggregate by: by_<column>.<fmt> per actor and value
+    group_by: list[str] = field(default_factory=list)
+    # a meta column of dates (ISO 8601, e.g. 2025-03-14): over_time.<fmt> per actor and period
+    time_column: Optional[str] = None
+    time_freq: TimeFreq = TimeFreq.M
+    # csv tables meant for spreadsheets: excel (see CsvFlavour); parquet/jsonl are never changed
+    csv_flavour: CsvFlavour = CsvFlavour.plain
+    # actors drawn in the figures (most mentioned first); the rest are counted in the caption
+    top_actors: int = 20
+    # report.html: per-actor summary, outlet/time views, example sentences (examples per label)
+    report: bool = True
+    examples: int = 3
 
 
 @dataclass

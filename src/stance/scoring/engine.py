@@ -39,7 +39,6 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from tqdm.auto import tqdm
 
-from stance.analysis.plots import plot_stance_by_actor
 from stance.config import InputConfig, ScoreConfig, TableFormat
 from stance.data.rows import PAIR_COLUMNS
 from stance.errors import StanceError
@@ -47,8 +46,10 @@ from stance.io import file_sha256, write_json
 from stance.labels import LABELS
 from stance.modeling.inference import check_runtime, model_hash
 from stance.modeling.models import load_classifier
+from stance.scoring.groups import date_problem
 from stance.scoring.state import MENTIONS_DIR, ScoreState, fingerprint, plain, write_part
 from stance.scoring.tables import aggregate, mention_table
+from stance.scoring.views import check_view_options, write_views
 from stance.text.actors import ActorRegistry
 from stance.text.articles import Problem, input_files, iter_articles
 from stance.text.pairs import article_pairs
@@ -151,6 +152,11 @@ class _Run:
         self.bar.refresh()
 
     def add(self, article: Any, rows: list[dict[str, Any]]) -> None:
+        column = self.cfg.score.time_column
+        bad_date = date_problem(article.meta.get(column), column) if column else None
+        if bad_date:  # skipped like any bad input row: listed in run.json, never guessed
+            self.on_problem(Problem(article.source, None, f"article {article.id!r}: {bad_date}"))
+            return
         if not rows:
             self.chunk_no_actor.append({"article_id": article.id, "source": article.source})
         self.chunk_ids.append(article.id)
@@ -197,6 +203,7 @@ def run_scoring(cfg: ScoreConfig | Any) -> dict[str, Any]:
     _check_options(cfg)
     model_dir = check_model_dir(_value(cfg, "model_dir"))
     spec = input_spec(_value(cfg, "input"))
+    check_view_options(cfg.score, spec.meta_columns)
     files = input_files(list(spec.paths))  # raises for a missing input
     out_value = _value(cfg, "output_dir")
     if out_value is None or not str(out_value).strip():
@@ -248,13 +255,16 @@ def _start(cfg: Any, out: Path, model_dir: Path, spec: InputConfig, started: dat
 
 def _score_articles(run: _Run, spec: InputConfig, registry: ActorRegistry) -> float:
     """Read, pair and score every article not scored yet; returns the seconds it took."""
-    run.bar = tqdm(desc="scoring", unit="art", dynamic_ncols=True, mininterval=1.0)
+    # a first, cheap pass (reading only) gives the bar its total, so it shows an ETA
+    total = sum(1 for _ in iter_articles(spec, on_problem=lambda _: None))
+    run.bar = tqdm(total=total, desc="scoring", unit="art", dynamic_ncols=True, mininterval=1.0)
     run.start = t_loop = time.perf_counter()
     try:
         for article in iter_articles(spec, on_problem=run.on_problem):
             run.n_read += 1
             if article.id in run.state.done:
                 run.n_resumed += 1
+                run.bar.update(1)
                 continue
             run.add(article, article_pairs(article, registry, run.cfg.text))
         run.flush()
@@ -291,10 +301,7 @@ def _finish(run: _Run, files: list[Path], t_score: float, t0: float) -> dict[str
     agg = aggregate(run.out, run.state, LABELS, run.meta_columns, fmt, int(run.cfg.score.bootstrap), int(run.cfg.seed))
     actors = agg["actors"]
     plot_path = run.out / "stance_by_actor.png"
-    if len(actors):
-        plural = "s" if total_articles != 1 else ""
-        plot_stance_by_actor(actors, plot_path, title=f"Stance by actor ({total_articles} article{plural})")
-    elif plot_path.exists():
+    if not len(actors) and plot_path.exists():  # with actors, write_views draws it
         plot_path.unlink()
     skipped = [{"path": p.path, "line": p.line, "reason": p.message} for p in run.problems]
     skipped += [
@@ -327,6 +334,7 @@ def _finish(run: _Run, files: list[Path], t_score: float, t0: float) -> dict[str
             },
         }
     )
+    run.record["outputs"].update(write_views(run.out, run.state, run.cfg, actors, run.record))
     write_json(run.out / "run.json", run.record)
     log.info(
         "scored %d article(s) (%d now, %d earlier): %d mentions of %d actor(s); skipped %d problem(s), "
