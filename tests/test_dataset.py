@@ -25,6 +25,7 @@ from stance.data.dataset import (
 )
 from stance.data.rows import FEATURES
 from stance.data.splits import assign_buckets, sentence_groups
+from stance.data.userdata import TEMPLATE_COLUMNS
 from stance.errors import StanceError
 from stance.labels import LABELS
 from stance.text.actors import ActorRegistry
@@ -260,7 +261,7 @@ def test_unlabelled_and_stale_are_reported(corpus, tmp_path):
     path = save_built(result, tmp_path / "out")
     template = list(csv.DictReader((path / "unlabelled.csv").read_text(encoding="utf-8").splitlines()))
     assert len(template) == len(pairs) - len(half)
-    assert list(template[0]) == HEADER and all(t["label"] == "" for t in template)
+    assert list(template[0]) == list(TEMPLATE_COLUMNS) and all(t["label"] == "" for t in template)
     labelled_ids = {(r["article_id"], r["actor_id"], r["sentence"]) for r in half}
     assert not labelled_ids & {(t["article_id"], t["actor_id"], t["sentence"]) for t in template}
 
@@ -304,7 +305,7 @@ def test_ensure_dataset_reuses_then_rebuilds(corpus, tmp_path, monkeypatch, capl
     monkeypatch.undo()
     changed = corpus_cfg(corpus, tmp_path / "out", "data.split.seed=3")
     rebuilt = ensure_dataset(changed)
-    assert "built from a different config" in caplog.text
+    assert "built from the same inputs with other settings: rebuilding" in caplog.text
     assert rebuilt["test"]["example_id"] == load_built(tmp_path / "out")["test"]["example_id"]
 
 

@@ -14,8 +14,9 @@ from typing import Any
 
 import hydra
 
-from stance.config import CONFIG_DIR
+from stance.config import CONFIG_DIR, check_keys
 from stance.data.dataset import BuildResult, build, output_path, save_built
+from stance.data.userdata import write_data_config, write_starter
 from stance.errors import reports_errors
 from stance.labels import LABELS
 
@@ -52,13 +53,25 @@ def run_build(cfg: Any) -> tuple[Path, dict[str, Any]]:
         print(f"warning: {warning}", file=sys.stderr)
     if result.unlabelled:
         print(f"annotation template: {path / 'unlabelled.csv'}", file=sys.stderr)
+        starter = write_starter(result.unlabelled, list(cfg.data.annotations), str(cfg.data.name))
+        if starter is not None:  # outside data/processed: a rebuild never deletes the user's labels
+            print(
+                f"fill the label column of {starter} in place (mention and neighbouring sentences included), "
+                f"then add it: data.annotations=[...,{starter}]",
+                file=sys.stderr,
+            )
     print(f"wrote {path}")
+    if not getattr(cfg, "output_dir", None):
+        data_config = write_data_config(cfg)
+        if data_config is not None:
+            print(f"data config: {data_config}; train on this dataset: python -m stance.train data={cfg.data.name}")
     return path, m
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="build", version_base="1.3")
 @reports_errors("stance.build")
 def main(cfg: Any) -> None:
+    check_keys(cfg)  # a key added with + (+train.epoch=2) fails here, before any work
     run_build(cfg)
 
 

@@ -10,6 +10,8 @@ Schemas are registered once, when this module is imported (:func:`register`).
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -18,7 +20,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from stance.errors import StanceError
 
 
 # --- allowed values ----------------------------------------------------------------------------
@@ -413,6 +417,32 @@ def register() -> None:
     cs.store(name="evaluate_schema", node=EvaluateConfig)
     cs.store(name="score_schema", node=ScoreConfig)
     OmegaConf.register_new_resolver("stance_dirname", job_dirname, replace=True)
+
+
+def check_keys(cfg: Any) -> None:
+    """Refuse keys a typed schema does not have, at start-up (entry points call this first).
+
+    Struct mode already refuses ``train.epoch=2``, but Hydra's ``+train.epoch=2`` (the spelling its
+    own error hint suggests) opens the node to add the key, and the run would ignore it. Mappings
+    typed ``dict[str, ...]`` (``actors``, ``data.files``, ``data.label_map``) take any key.
+    """
+    for key, known in _unknown_keys(cfg, ""):
+        close = difflib.get_close_matches(key.rpartition(".")[2], known, n=1)
+        hint = f"did you mean {key.rpartition('.')[0] + '.' if '.' in key else ''}{close[0]}?" if close else ""
+        raise StanceError(f"{key}: no such setting ({hint or 'see the config schema in stance.config'})")
+
+
+def _unknown_keys(node: Any, prefix: str) -> list[tuple[str, list[str]]]:
+    if not isinstance(node, DictConfig) or node._is_missing() or node._is_none():
+        return []
+    kind = OmegaConf.get_type(node)
+    out = []
+    if dataclasses.is_dataclass(kind):
+        known = [f.name for f in dataclasses.fields(kind)]
+        out += [(prefix + str(k), known) for k in node if str(k) not in known]
+    for k in node:
+        out += _unknown_keys(node._get_node(str(k)), prefix + str(k) + ".")
+    return out
 
 
 def to_container(cfg: Any) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import hydra
 
-from stance.config import CONFIG_DIR
+from stance.config import CONFIG_DIR, check_keys
 from stance.errors import reports_errors
 from stance.modeling.evaluation import run_evaluation
 
@@ -24,6 +24,7 @@ from stance.modeling.evaluation import run_evaluation
 @hydra.main(config_path=CONFIG_DIR, config_name="evaluate", version_base="1.3")
 @reports_errors("stance.evaluate")
 def main(cfg: Any) -> float:
+    check_keys(cfg)  # a key added with + (+train.epoch=2) fails here, before any work
     metrics = run_evaluation(cfg)
     name = next(k for k in metrics if k.endswith("_macro_f1"))
     return float(metrics[name])

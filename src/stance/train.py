@@ -15,7 +15,7 @@ from typing import Any
 
 import hydra
 
-from stance.config import CONFIG_DIR
+from stance.config import CONFIG_DIR, check_keys
 from stance.errors import reports_errors
 from stance.modeling.training import run_training
 
@@ -23,6 +23,7 @@ from stance.modeling.training import run_training
 @hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")
 @reports_errors("stance.train")
 def main(cfg: Any) -> float:
+    check_keys(cfg)  # a key added with + (+train.epoch=2) fails here, before any work
     return run_training(cfg)
 
 

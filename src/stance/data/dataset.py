@@ -26,12 +26,13 @@ from stance.config import DataKind, to_container
 from stance.data.corpora import load_labelled, load_newsmtsc, resolve_files
 from stance.data.rows import make_features, quiet_datasets, to_dataset
 from stance.data.splits import add_folds, add_groups, check_split_config, split_rows
+from stance.data.userdata import TEMPLATE_COLUMNS, small_split_warnings, template_row
 from stance.errors import StanceError
 from stance.io import atomic_path, file_sha256, is_url, read_csv_rows
 from stance.labels import LABEL2ID, LABELS
 from stance.text.actors import ActorRegistry
 from stance.text.articles import input_files, iter_articles
-from stance.text.pairs import article_pairs, sentence_key
+from stance.text.pairs import article_pairs, article_sentences, sentence_key
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ class Annotations:
 
     labels: dict[AnnotationKey, Annotation] = field(default_factory=dict)
     pending: int = 0
+    # raw label spelling ("Critical ") -> (normalised, rows, first file:line): reported, not silent
+    variants: dict[str, tuple[str, int, str]] = field(default_factory=dict)
 
 
 def read_annotations(paths: Iterable[str], registry: Any) -> Annotations:
@@ -83,6 +86,9 @@ def read_annotations(paths: Iterable[str], registry: Any) -> Annotations:
                 continue
             if label not in LABEL2ID:
                 raise StanceError(f"{where}: unknown label {row['label']!r} (expected one of {', '.join(LABELS)})")
+            if label != row["label"]:
+                _, n, first = out.variants.get(row["label"], (label, 0, where))
+                out.variants[row["label"]] = (label, n + 1, first)
             actor = registry.resolve(row["actor_id"].strip())
             if actor is None:
                 raise StanceError(f"{where}: unknown actor {row['actor_id']!r} (not in the actor registry)")
@@ -202,11 +208,13 @@ def _build_articles(cfg: Any, registry: Any) -> BuildResult:
     annotations = read_annotations(list(data.annotations), registry)
 
     rows: list[dict[str, Any]] = []
+    sentences: dict[str, list[str]] = {}  # per article: the context columns of the template
     n_articles = 0
     # iter_articles raises on the first bad file or row (and on a repeated article id)
     for article in tqdm(iter_articles(data.input), desc="articles", unit="article", disable=None, leave=False):
         n_articles += 1
         rows.extend(article_pairs(article, registry, cfg.text))
+        sentences[article.id] = article_sentences(article, cfg.text)
 
     labelled: list[dict[str, Any]] = []
     unlabelled: list[dict[str, str]] = []
@@ -217,15 +225,7 @@ def _build_articles(cfg: Any, registry: Any) -> BuildResult:
         key = (r["article_id"], r["actor_id"], sentence_key(r["sentence"]))
         ann = annotations.labels.get(key)
         if ann is None:
-            unlabelled.append(
-                {
-                    "article_id": r["article_id"],
-                    "actor_id": r["actor_id"],
-                    "label": "",
-                    "sentence": r["sentence"],
-                    "note": "",
-                }
-            )
+            unlabelled.append(template_row(r, sentences.get(r["article_id"], [])))
             continue
         used.add(key)
         labelled.append({**r, "label": ann.label})
@@ -236,7 +236,10 @@ def _build_articles(cfg: Any, registry: Any) -> BuildResult:
     splits = split_rows(labelled, data.split)
     dd = datasets.DatasetDict({s: to_dataset(rs, features) for s, rs in splits.items()})
 
-    warnings: list[str] = []
+    warnings: list[str] = [
+        f"label {raw!r} read as {norm!r} ({n} row(s), first at {first}): fix the spelling to silence this"
+        for raw, (norm, n, first) in annotations.variants.items()
+    ]
     if unlabelled:
         warnings.append(
             f"{len(unlabelled)} of {len(rows)} pairs have no annotation and are left out "
@@ -259,6 +262,7 @@ def _build_articles(cfg: Any, registry: Any) -> BuildResult:
             )
         if n_groups < data.split.folds:
             warnings.append(f"{n_groups} group(s) for {data.split.folds} folds: some folds are empty")
+        warnings.extend(small_split_warnings({s: len(rs) for s, rs in splits.items() if rs}))
     extra = {
         "articles": n_articles,
         "pairs": len(rows),
@@ -326,7 +330,7 @@ def _write_built(result: BuildResult, tmp: Path) -> None:
             )  # fmt: skip
     _write_csv(tmp / "preview.csv", ["split", "example_id", "label", "actor_id", "mention", "sentence"], preview)
     if result.unlabelled:
-        _write_csv(tmp / "unlabelled.csv", list(ANNOTATION_COLUMNS), result.unlabelled)
+        _write_csv(tmp / "unlabelled.csv", list(TEMPLATE_COLUMNS), result.unlabelled)
 
 
 def _write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
@@ -359,7 +363,14 @@ def is_current(cfg: Any, path: str | Path) -> bool:
     except (OSError, ValueError):
         return False
     if manifest.get("config") != dataset_config(cfg):
-        log.warning("%s was built from a different config: rebuilding", path)
+        built, wanted = manifest.get("config", {}).get("data", {}), dataset_config(cfg)["data"]
+        if _sources(built) != _sources(wanted):  # a user's dataset is never rebuilt from other inputs
+            raise StanceError(
+                f"{path} was built from other inputs ({_sources(built)}) than this config names "
+                f"({_sources(wanted)}); it is left as it is: train on it with data={cfg.data.name} (the data "
+                f"config python -m stance.build wrote), or rebuild it from this config with rebuild=true"
+            )
+        log.warning("%s was built from the same inputs with other settings: rebuilding", path)
         return False
     hashes = input_hashes(cfg)
     if manifest.get("inputs") != hashes["inputs"] or manifest.get("annotations") != hashes["annotations"]:
@@ -368,13 +379,24 @@ def is_current(cfg: Any, path: str | Path) -> bool:
     return True
 
 
+def _sources(data: dict[str, Any]) -> dict[str, Any]:
+    """The inputs a dataset config reads (not how it splits or segments them)."""
+    reading = data.get("input") or {}
+    out = {"kind": str(data.get("kind")), "input.paths": reading.get("paths"), "annotations": data.get("annotations")}
+    out.update({k: data[k] for k in ("source", "files", "label_files") if data.get(k)})
+    return out
+
+
 def ensure_dataset(cfg: Any) -> datasets.DatasetDict:
     """The dataset of ``cfg`` (Build/Train config): loaded when built from the same config and
     inputs (and ``cfg.rebuild`` is not set), else built and saved first."""
     path = output_path(cfg)
     if not getattr(cfg, "rebuild", False) and is_current(cfg, path):
         log.info("using the built dataset %s", path)
-        return load_built(path)
+        dd = load_built(path)
+        for w in small_split_warnings({name: len(ds) for name, ds in dd.items() if len(ds)}):
+            log.warning(w)
+        return dd
     result = build(cfg)
     for w in result.warnings:
         log.warning(w)

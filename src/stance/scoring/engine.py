@@ -39,7 +39,7 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from tqdm.auto import tqdm
 
-from stance.config import InputConfig, ScoreConfig, TableFormat
+from stance.config import InputConfig, ScoreConfig, TableFormat, check_keys
 from stance.data.rows import PAIR_COLUMNS
 from stance.errors import StanceError
 from stance.io import file_sha256, write_json
@@ -200,6 +200,7 @@ def run_scoring(cfg: ScoreConfig | Any) -> dict[str, Any]:
     """
     started = datetime.now(UTC)
     t0 = time.perf_counter()
+    check_keys(cfg)  # a key added with + (+score.grp=1) fails here, before any work
     _check_options(cfg)
     model_dir = check_model_dir(_value(cfg, "model_dir"))
     spec = input_spec(_value(cfg, "input"))
