@@ -107,3 +107,17 @@ def test_a_key_added_with_plus_is_refused(project):
         with pytest.raises(StanceError, match=rf"{key[1:].split('=')[0]}: no such setting"):
             check_keys(cfg)
     check_keys(compose_in(project, "train", "+experiment=news"))  # config groups are not keys
+
+
+@pytest.mark.parametrize("entry", ["build", "train", "evaluate", "score"])
+def test_help_starts_with_one_paragraph(entry):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", f"stance.{entry}", "--help"], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.startswith(f"python -m stance.{entry} ")
+    assert "Main options:" in done.stdout.split("\n\n")[0]
+    assert "aliases" not in done.stdout  # not the whole actor registry
