@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	# CPU build of torch first: a bare `torch` requirement would pull a multi-GB CUDA build.
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_SPEC)
-	$(PY) -m pip install --quiet -e '.[dev,onnx,sweep]'
+	$(PY) -m pip install --quiet -e '.[dev,onnx,sweep,distributed]'
 	# report.html is tested in a real headless browser: the Debian package chromium, installed when
 	# running as root and missing (elsewhere the test skips, saying why)
 	@if ! command -v chromium >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

@@ -69,6 +69,13 @@ class Backend(StrEnum):
     onnx = "onnx"
 
 
+class ScoreEngine(StrEnum):
+    """Where scoring runs: in this process, or on Ray Data (one machine or a cluster)."""
+
+    local = "local"
+    ray = "ray"
+
+
 class TableFormat(StrEnum):
     parquet = "parquet"
     csv = "csv"
@@ -304,6 +311,22 @@ class EvaluateConfig:
 
 
 @dataclass
+class RayOptions:
+    """``score.engine=ray``: where the Ray instance is and how the work is cut (README: More than one machine)."""
+
+    # None: start a local Ray instance in this process and stop it at the end; "auto" (the cluster
+    # this machine belongs to, as after `ray start`) or "ray://host:10001" joins an existing one
+    address: Optional[str] = None
+    # scoring workers (Ray actors), each loads the model once and takes one CPU
+    concurrency: int = 2
+    # articles per map_batches call (a worker's unit of work; a worker that dies redoes one batch)
+    batch_size: int = 16
+    # articles handed to Ray at a time (rounded up to whole parts): bounds the driver's memory;
+    # workers load the model once per window
+    window_articles: int = 10000
+
+
+@dataclass
 class ScoreOptions:
     batch_size: int = 64
     # sort by length within windows of this many examples before batching
@@ -312,6 +335,9 @@ class ScoreOptions:
     precision: Precision = Precision.fp32
     # torch, or onnx: the model exported once to ONNX and run by ONNX Runtime (fp32 only)
     backend: Backend = Backend.torch
+    # local: this process; ray: Ray Data (score.ray.*), same rows and tables
+    engine: ScoreEngine = ScoreEngine.local
+    ray: RayOptions = field(default_factory=RayOptions)
     # rows whose top probability is below this are flagged low_confidence
     threshold: float = 0.5
     format: TableFormat = TableFormat.parquet

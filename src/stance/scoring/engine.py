@@ -35,11 +35,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from tqdm.auto import tqdm
 
-from stance.config import InputConfig, ScoreConfig, TableFormat, check_keys
+from stance.config import InputConfig, ScoreConfig, ScoreEngine, TableFormat, check_keys
 from stance.data.rows import PAIR_COLUMNS
 from stance.errors import StanceError
 from stance.io import file_sha256, write_json
@@ -47,6 +48,8 @@ from stance.labels import LABELS
 from stance.modeling.inference import check_runtime, model_hash
 from stance.modeling.models import load_classifier
 from stance.scoring.groups import date_problem
+from stance.scoring.ray_engine import RaySink, ray_session
+from stance.scoring.ray_engine import check_options as check_ray_options
 from stance.scoring.state import MENTIONS_DIR, ScoreState, fingerprint, plain, write_part
 from stance.scoring.tables import aggregate, mention_table
 from stance.scoring.views import check_view_options, write_views
@@ -93,6 +96,10 @@ def _check_options(cfg: ScoreConfig) -> None:
     for key in ("batch_size", "sort_window", "chunk_articles"):
         if int(getattr(opts, key)) < 1:
             raise StanceError(f"score.{key}: must be at least 1, got {getattr(opts, key)}")
+    if opts.engine not in tuple(ScoreEngine):
+        raise StanceError(f"score.engine: unknown value {opts.engine!r} (expected local or ray)")
+    if opts.engine == ScoreEngine.ray:
+        check_ray_options(opts.ray)
     if not 0.0 <= float(opts.threshold) <= 1.0:
         raise StanceError(f"score.threshold: must be between 0 and 1, got {opts.threshold}")
 
@@ -138,6 +145,8 @@ class _Run:
     chunk_ids: list[str] = field(default_factory=list)
     chunk_rows: list[dict[str, Any]] = field(default_factory=list)
     chunk_no_actor: list[dict[str, str]] = field(default_factory=list)
+    # probabilities computed elsewhere (score.engine=ray), one array per article of the chunk
+    chunk_probs: list[Any] = field(default_factory=list)
     part_num: int = 0
 
     def on_problem(self, problem: Problem) -> None:
@@ -151,7 +160,7 @@ class _Run:
         self.bar.set_postfix_str(f"{self.sentences} sent, {rate:.1f} sent/s", refresh=False)
         self.bar.refresh()
 
-    def add(self, article: Any, rows: list[dict[str, Any]]) -> None:
+    def add(self, article: Any, rows: list[dict[str, Any]], probs: Any = None) -> None:
         column = self.cfg.score.time_column
         bad_date = date_problem(article.meta.get(column), column) if column else None
         if bad_date:  # skipped like any bad input row: listed in run.json, never guessed
@@ -161,6 +170,8 @@ class _Run:
             self.chunk_no_actor.append({"article_id": article.id, "source": article.source})
         self.chunk_ids.append(article.id)
         self.chunk_rows.extend(rows)
+        if probs is not None:
+            self.chunk_probs.append(probs)
         if len(self.chunk_ids) >= int(self.cfg.score.chunk_articles):
             self.flush()
 
@@ -170,10 +181,13 @@ class _Run:
             return
         opts = self.cfg.score
         ti = time.perf_counter()
-        probs = self.classifier.predict_proba(
-            self.chunk_rows, int(opts.batch_size), sort_window=int(opts.sort_window), on_batch=self.on_batch
-        )
-        self.t_infer += time.perf_counter() - ti
+        if self.chunk_probs:  # scored by the Ray engine already
+            probs = np.concatenate(self.chunk_probs)
+        else:
+            probs = self.classifier.predict_proba(
+                self.chunk_rows, int(opts.batch_size), sort_window=int(opts.sort_window), on_batch=self.on_batch
+            )
+            self.t_infer += time.perf_counter() - ti
         table = mention_table(self.chunk_rows, probs, LABELS, self.meta_columns, float(opts.threshold))
         write_part(
             self.state,
@@ -188,6 +202,7 @@ class _Run:
         self.chunk_ids.clear()
         self.chunk_rows.clear()
         self.chunk_no_actor.clear()
+        self.chunk_probs.clear()
 
 
 def run_scoring(cfg: ScoreConfig | Any) -> dict[str, Any]:
@@ -215,7 +230,12 @@ def run_scoring(cfg: ScoreConfig | Any) -> dict[str, Any]:
     if len(registry) == 0:
         raise StanceError("actors: the actor registry is empty (actors=<registry>)")
     run = _start(cfg, out, model_dir, spec, started)
-    t_score = _score_articles(run, spec, registry)
+    if cfg.score.engine == ScoreEngine.ray:  # the same stages on Ray Data (scoring/ray_engine.py)
+        with ray_session(cfg.score.ray) as info:
+            run.record["engine"] = info
+            t_score = _score_articles(run, spec, registry, RaySink(run, registry))
+    else:
+        t_score = _score_articles(run, spec, registry)
     return _finish(run, files, t_score, t0)
 
 
@@ -254,8 +274,9 @@ def _start(cfg: Any, out: Path, model_dir: Path, spec: InputConfig, started: dat
     return _Run(cfg, out, classifier, state, meta_columns, record, part_num=state.next_part())
 
 
-def _score_articles(run: _Run, spec: InputConfig, registry: ActorRegistry) -> float:
-    """Read, pair and score every article not scored yet; returns the seconds it took."""
+def _score_articles(run: _Run, spec: InputConfig, registry: ActorRegistry, sink: RaySink | None = None) -> float:
+    """Read, pair and score every article not scored yet; returns the seconds it took.
+    With a ``sink`` (score.engine=ray) articles go to it and come back to ``run.add`` scored."""
     # a first, cheap pass (reading only) gives the bar its total, so it shows an ETA
     total = sum(1 for _ in iter_articles(spec, on_problem=lambda _: None))
     run.bar = tqdm(total=total, desc="scoring", unit="art", dynamic_ncols=True, mininterval=1.0)
@@ -267,7 +288,12 @@ def _score_articles(run: _Run, spec: InputConfig, registry: ActorRegistry) -> fl
                 run.n_resumed += 1
                 run.bar.update(1)
                 continue
-            run.add(article, article_pairs(article, registry, run.cfg.text))
+            if sink is not None:
+                sink.add(article)
+            else:
+                run.add(article, article_pairs(article, registry, run.cfg.text))
+        if sink is not None:
+            sink.close()
         run.flush()
     except BaseException as err:
         # the parts written so far stay valid; run.json says where the run stopped and why
