@@ -112,7 +112,10 @@ def test_file_without_labels(tiny_model_dir, tmp_path):
 
 
 def test_missing_model_dir(tmp_path):
-    with pytest.raises(StanceError, match=f"^model path {tmp_path / 'nope'} does not exist$"):
+    with pytest.raises(
+        StanceError,
+        match=rf"^model_dir: {tmp_path / 'nope'}: no such folder \(expected a trained model, e\.g\. RUN/model\)$",
+    ):
         run_evaluation(eval_cfg(f"model_dir={tmp_path / 'nope'}"), output_dir=tmp_path / "out")
 
 

@@ -70,9 +70,15 @@ def run_build(cfg: Any) -> tuple[Path, dict[str, Any]]:
 
 @hydra.main(config_path=CONFIG_DIR, config_name="build", version_base="1.3")
 @reports_errors("stance.build")
-def main(cfg: Any) -> None:
+def _main(cfg: Any) -> None:
     check_keys(cfg)  # a key added with + (+train.epoch=2) fails here, before any work
     run_build(cfg)
+
+
+@reports_errors("stance.build")  # outside Hydra too: configuration errors, one line, exit status 2
+def main() -> None:
+    """``python -m stance.build [key=value ...]``."""
+    _main()
 
 
 if __name__ == "__main__":

@@ -23,11 +23,17 @@ from stance.modeling.evaluation import run_evaluation
 
 @hydra.main(config_path=CONFIG_DIR, config_name="evaluate", version_base="1.3")
 @reports_errors("stance.evaluate")
-def main(cfg: Any) -> float:
+def _main(cfg: Any) -> float:
     check_keys(cfg)  # a key added with + (+train.epoch=2) fails here, before any work
     metrics = run_evaluation(cfg)
     name = next(k for k in metrics if k.endswith("_macro_f1"))
     return float(metrics[name])
+
+
+@reports_errors("stance.evaluate")  # outside Hydra too: configuration errors, one line, exit status 2
+def main() -> None:
+    """``python -m stance.evaluate [key=value ...]``."""
+    _main()
 
 
 if __name__ == "__main__":

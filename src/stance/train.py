@@ -17,14 +17,22 @@ import hydra
 
 from stance.config import CONFIG_DIR, check_keys
 from stance.errors import reports_errors
+from stance.modeling.settings import check_training
 from stance.modeling.training import run_training
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")
 @reports_errors("stance.train")
-def main(cfg: Any) -> float:
+def _main(cfg: Any) -> float:
     check_keys(cfg)  # a key added with + (+train.epoch=2) fails here, before any work
+    check_training(cfg)  # before any data or model is loaded
     return run_training(cfg)
+
+
+@reports_errors("stance.train")  # outside Hydra too: configuration errors, one line, exit status 2
+def main() -> None:
+    """``python -m stance.train [key=value ...]``."""
+    _main()
 
 
 if __name__ == "__main__":

@@ -131,6 +131,11 @@ def paired_bootstrap(
 
 
 # --- the comparison ----------------------------------------------------------------------------
+# fewer shared test rows than this and the paired bootstrap says nothing (4 rows give an interval
+# of [+0.000, +0.000] and p 1.000): the table shows "n/a (N shared rows)" instead
+MIN_SHARED_ROWS = 30
+
+
 @dataclass
 class Row:
     """One line of the table: a configuration (completed seeds) or one unfinished run."""
@@ -141,6 +146,7 @@ class Row:
     rank: int | None = None
     mean: dict[str, float] = field(default_factory=dict)
     std: dict[str, float] = field(default_factory=dict)
+    nans: dict[str, int] = field(default_factory=dict)  # metric -> runs that reported it as NaN
     diff: Difference | None = None
     reference: bool = False
 
@@ -228,6 +234,9 @@ def compare_runs(
         row = Row(values={k: members[0].resolved(k) for k in keys}, runs=members, status="completed")
         for m in shown_metrics:
             row.mean[m], row.std[m] = _mean_std([r.metrics.get(m, float("nan")) for r in members])
+            row.nans[m] = sum(1 for r in members if m in r.metrics and math.isnan(r.metrics[m]))
+            if row.nans[m]:
+                log.warning("%s: %s is NaN in %d of %d run(s)", row.label, m, row.nans[m], len(members))
         seeds = [str(r.seed) for r in members]
         if len(set(seeds)) < len(seeds):
             log.warning("%s: %d runs share a seed; they count as repetitions", row.label, len(seeds))
@@ -266,6 +275,10 @@ def _significance(rows: list[Row], bootstrap: int, seed: int) -> None:
         shared = set(both[0]).intersection(*both[1:])
         # a row counts only where every run agrees on its gold label (same test data)
         ids = sorted(e for e in shared if len({p[e][0] for p in both}) == 1)
+        if len(ids) < MIN_SHARED_ROWS:
+            nan = float("nan")
+            rows[i].diff = Difference(nan, nan, nan, nan, len(ids))
+            continue
         gold = [both[0][e][0] for e in ids]
         rows[i].diff = paired_bootstrap(
             gold,
@@ -277,10 +290,12 @@ def _significance(rows: list[Row], bootstrap: int, seed: int) -> None:
 
 
 # --- output ------------------------------------------------------------------------------------
-def _fmt(mean: float, std: float, n: int) -> str:
+def _fmt(mean: float, std: float, n: int, nans: int = 0) -> str:
+    """``mean ± std`` over the seeds that have the metric; NaN values are said, never dropped silently."""
+    note = f" ({nans} of {n} NaN)" if nans else ""
     if math.isnan(mean):
-        return ""
-    return f"{mean:.3f} ± {std:.3f}" if n > 1 and not math.isnan(std) else f"{mean:.3f}"
+        return f"NaN{note}" if nans else ""
+    return (f"{mean:.3f} ± {std:.3f}" if n - nans > 1 and not math.isnan(std) else f"{mean:.3f}") + note
 
 
 def _short(value: str) -> str:
@@ -297,7 +312,7 @@ def table(comp: Comparison) -> tuple[list[str], list[list[str]]]:
     header = ["rank", *comp.keys]
     if comp.mixed_test_data:
         header.append("test_data")
-    header += ["status", "seeds", *comp.metrics, "Δ macro-F1 vs best [95% CI]", "p"]
+    header += ["status", "seeds", *comp.metrics, "Δ macro-F1 vs best [95% CI]", "p", "shared rows"]
     body = []
     for row in comp.rows:
         cells = [str(row.rank) if row.rank else "-", *(_short(row.values[k]) for k in comp.keys)]
@@ -306,9 +321,13 @@ def table(comp: Comparison) -> tuple[list[str], list[list[str]]]:
         seeds = ",".join(row.seeds)
         cells += [row.status, f"{len(row.runs)} ({seeds})" if len(row.runs) > 1 else seeds]
         nan = float("nan")
-        cells += [_fmt(row.mean.get(m, nan), row.std.get(m, nan), len(row.runs)) for m in comp.metrics]
+        cells += [
+            _fmt(row.mean.get(m, nan), row.std.get(m, nan), len(row.runs), row.nans.get(m, 0)) for m in comp.metrics
+        ]
         if row.reference:
             cells += ["(best)", ""]
+        elif row.diff is not None and 0 < row.diff.n_rows < MIN_SHARED_ROWS:
+            cells += [f"n/a ({row.diff.n_rows} shared rows)", ""]
         elif row.diff is not None and row.diff.n_rows and not math.isnan(row.diff.low):
             d = row.diff
             cells += [f"{d.delta:+.3f} [{d.low:+.3f}, {d.high:+.3f}]", f"{d.p_value:.3f}"]
@@ -318,6 +337,7 @@ def table(comp: Comparison) -> tuple[list[str], list[list[str]]]:
             cells += ["no shared test rows", ""]
         else:
             cells += ["", ""]
+        cells.append(str(row.diff.n_rows) if row.diff is not None else "")
         body.append(cells)
     return header, body
 
@@ -348,6 +368,7 @@ def to_frame(comp: Comparison, base: Path) -> Any:
         for m in comp.metrics:
             rec[f"{m}_mean"] = row.mean.get(m)
             rec[f"{m}_std"] = row.std.get(m)
+            rec[f"{m}_nan_runs"] = row.nans.get(m, 0)
         d = row.diff
         rec["delta_macro_f1"] = 0.0 if row.reference else (d.delta if d else None)
         rec["delta_ci_low"] = d.low if d else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,8 @@ class Run:
     """One run dir as the compare sees it."""
 
     path: Path
-    status: str  # completed | running | failed | incomplete (no metrics.json) | <run.json value>
+    # completed | running | failed | incomplete (no metrics.json) | interrupted (process gone) | <run.json value>
+    status: str
     overrides: dict[str, str]
     seed: Any = None
     metrics: dict[str, float] = field(default_factory=dict)
@@ -137,12 +139,35 @@ def load_run(path: Path) -> Run:
     status = str(info.get("status") or ("completed" if metrics else "incomplete"))
     if status == "completed" and not metrics:
         status = "incomplete"  # run.json says done but metrics.json is missing
+    if status == "running" and process_gone(info):
+        status = "interrupted (process gone)"  # killed (-9, power loss) before it could say so
     run = Run(path=path, status=status, overrides=overrides, test_data_hash=info.get("test_data_hash"))
     run.error = str(info.get("error") or "")
     seed = info.get("seed", overrides.get("seed"))
     run.seed = seed if seed is not None else (run.resolved("seed") or None)
     run.metrics = metrics
     return run
+
+
+def process_gone(info: dict[str, Any]) -> bool:
+    """Whether the process a "running" run.json names (``pid``, ``host``) no longer exists.
+
+    Only decidable on the same host (a run.json without ``host`` is taken as this host's); a
+    reused pid reads as alive, so a dead run can still show "running", never the reverse.
+    """
+    pid = info.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    host = info.get("host")
+    if host and host != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: existence check only
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # exists, owned by someone else
+        return False
+    return False
 
 
 def read_predictions(path: Path) -> dict[str, tuple[str, str]]:

@@ -89,6 +89,12 @@ def _actor(registry: Any, *names: str) -> tuple[str, str]:
 # --- NewsMTSC ----------------------------------------------------------------------------------
 def newsmtsc_row(rec: dict[str, Any], where: str, registry: Any) -> dict[str, Any]:
     """One NewsMTSC record -> a dataset row (label name in ``label``); StanceError for a bad one."""
+    # datasets fills a field a row lacks with None (its columns are the union over all rows)
+    absent = [f for f in NEWSMTSC_FIELDS if rec.get(f) is None]
+    if absent:
+        raise StanceError(
+            f"{where}: missing field(s) {', '.join(absent)} (a NewsMTSC row has {', '.join(NEWSMTSC_FIELDS)})"
+        )
     polarity = rec.get("polarity")
     try:
         label = NEWSMTSC_POLARITY[int(polarity)]  # type: ignore[arg-type]
@@ -311,11 +317,14 @@ def load_labelled_file(cfg: Any) -> Any:
     records = list(labelled_records(path))
     if not records:
         raise StanceError(f"{path}: no rows")
-    if is_newsmtsc(records[0][1]):
+    label_col = cfg.data.columns.label
+    first = records[0][1]
+    # NewsMTSC by its fields; a first row lacking some of them is still NewsMTSC when it has the
+    # polarity and no data.columns.label column, so the missing field is named, not "no labels"
+    if is_newsmtsc(first) or ("polarity" in first and label_col not in first):
         rows = [newsmtsc_row(rec, where, registry) for where, rec in records]
     else:
-        label_col = cfg.data.columns.label
-        if label_col not in records[0][1]:
+        if label_col not in first:
             raise StanceError(f"{path}: dataset has no labels (no {label_col!r} column; set data.columns.label)")
         labels = label_map(cfg.data)
         rows = [labelled_row(rec, where, cfg.data, registry, labels) for where, rec in records]

@@ -215,6 +215,7 @@ def _build_articles(cfg: Any, registry: Any) -> BuildResult:
         n_articles += 1
         rows.extend(article_pairs(article, registry, cfg.text))
         sentences[article.id] = article_sentences(article, cfg.text)
+    _check_pairs(data.input, registry, n_articles, len(rows))
 
     labelled: list[dict[str, Any]] = []
     unlabelled: list[dict[str, str]] = []
@@ -277,6 +278,19 @@ def _build_articles(cfg: Any, registry: Any) -> BuildResult:
         ],
     }
     return BuildResult(dd, _manifest(cfg, dd, extra), unlabelled, warnings)
+
+
+def _check_pairs(spec: Any, registry: Any, n_articles: int, n_pairs: int) -> None:
+    """A build without a single (sentence, actor) pair has nothing to label or train on: refuse it
+    with the reason instead of writing a dataset without rows."""
+    where = f"data.input.paths={list(spec.paths)}"
+    if n_articles == 0:
+        raise StanceError(f"{where}: no article in the input (a CSV with only its header, or no rows)")
+    if n_pairs == 0:
+        raise StanceError(
+            f"{where}: no actor of the registry ({len(registry)} actors) is mentioned in {n_articles} "
+            "article(s), so there is no (sentence, actor) pair (pick the registry with actors=<name>)"
+        )
 
 
 def registry_from_config(cfg: Any) -> Any:

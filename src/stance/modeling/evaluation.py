@@ -13,6 +13,7 @@ from typing import Any
 
 import datasets
 from hydra.core.hydra_config import HydraConfig
+from omegaconf import MISSING, OmegaConf
 
 from stance.analysis.metrics import actor_metrics
 from stance.analysis.report import evaluate_rows, examples_hash, log_metrics, write_evaluation
@@ -54,6 +55,17 @@ def load_eval_data(cfg: Any) -> tuple[Any, str]:
     return select_split(dd, cfg.split, str(output_path(cfg))), cfg.split
 
 
+def check_model_dir(cfg: Any) -> Path:
+    """``cfg.model_dir`` as a folder; one-line StanceError when it is unset or missing."""
+    value = None if OmegaConf.is_config(cfg) and OmegaConf.is_missing(cfg, "model_dir") else cfg.model_dir
+    if value is None or value == MISSING or not str(value).strip():
+        raise StanceError("model_dir: no model given (model_dir=RUN/model)")
+    path = Path(str(value)).expanduser()
+    if not path.is_dir():
+        raise StanceError(f"model_dir: {value}: no such folder (expected a trained model, e.g. RUN/model)")
+    return path
+
+
 def run_evaluation(cfg: Any, output_dir: str | Path | None = None) -> dict[str, float]:
     """Evaluate ``cfg.model_dir`` on ``cfg.file`` or split ``cfg.split`` of ``cfg.data``; write the
     evaluation files in ``output_dir`` (default: the Hydra run dir) and return the metrics."""
@@ -64,8 +76,11 @@ def run_evaluation(cfg: Any, output_dir: str | Path | None = None) -> dict[str, 
 
         torch.set_num_threads(int(cfg.threads))
     t0 = time.perf_counter()
-    classifier = load_classifier(cfg.model_dir, batch_size=cfg.batch_size)
-    ds, name = load_eval_data(cfg)
+    model_dir = check_model_dir(cfg)
+    if int(cfg.batch_size) < 1:
+        raise StanceError(f"batch_size: must be at least 1, got {cfg.batch_size}")
+    ds, name = load_eval_data(cfg)  # bad data is reported before the model loads
+    classifier = load_classifier(model_dir, batch_size=cfg.batch_size)
     rows = ds.to_list()
     metrics, probs = evaluate_rows(classifier, rows, prefix=name, bootstrap=cfg.eval.bootstrap, seed=cfg.seed)
     metrics.update(actor_metrics([r["label"] for r in rows], probs.argmax(axis=1), [r["actor_id"] for r in rows], name))

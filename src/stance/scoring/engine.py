@@ -18,17 +18,24 @@ Outputs in ``output_dir`` (``score.format`` = parquet | csv | jsonl for the tabl
 * ``stance_by_actor.png``, ``run.json`` (model, resolved config, input hashes, counts, skipped
   items with reasons).
 
-Resumable: ``.score-state/part-NNNNN.json`` lists the article ids of each written part (written
-after the part, so a part without its list is an interrupted write and is discarded). A rerun on
-the same ``output_dir`` skips those articles; aggregates are always recomputed from all parts, so
-a resumed run ends with the same outputs as an uninterrupted one. Rows are held for one chunk at a
-time, so memory stays flat as the corpus grows.
+Resumable (:mod:`stance.scoring.state`): ``.score-state/part-*.json`` lists the article ids and
+content hashes of each written part. A rerun on the same ``output_dir`` skips unchanged articles,
+rescores changed ones and drops the rows of articles whose input is gone; aggregates are always
+recomputed from all parts, so a resumed run ends with the same outputs as an uninterrupted one.
+Rows are held for one chunk at a time, so memory stays flat as the corpus grows.
+
+One writer at a time: the run holds an exclusive lock on ``output_dir`` (a second one is refused at
+once). SIGINT and SIGTERM stop the run with ``run.json`` saying "interrupted" (with pid and host);
+the parts written so far stay valid.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
+import socket
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,7 +49,7 @@ from tqdm.auto import tqdm
 
 from stance.config import InputConfig, ScoreConfig, ScoreEngine, TableFormat, check_keys
 from stance.data.rows import PAIR_COLUMNS
-from stance.errors import StanceError
+from stance.errors import Interrupted, StanceError, sigterm_interrupts
 from stance.io import file_sha256, write_json
 from stance.labels import LABELS
 from stance.modeling.inference import check_runtime, model_hash
@@ -50,7 +57,15 @@ from stance.modeling.models import load_classifier
 from stance.scoring.groups import date_problem
 from stance.scoring.ray_engine import RaySink, ray_session
 from stance.scoring.ray_engine import check_options as check_ray_options
-from stance.scoring.state import MENTIONS_DIR, ScoreState, fingerprint, plain, write_part
+from stance.scoring.state import (
+    MENTIONS_DIR,
+    ScoreState,
+    article_hash,
+    fingerprint,
+    lock_output,
+    plain,
+    write_part,
+)
 from stance.scoring.tables import aggregate, mention_table
 from stance.scoring.views import check_view_options, write_views
 from stance.text.actors import ActorRegistry
@@ -60,6 +75,7 @@ from stance.text.pairs import article_pairs
 log = logging.getLogger("stance.score")
 FORMATS: tuple[str, ...] = tuple(f.value for f in TableFormat)
 _NO_INPUT = "input: no input given (input=PATH: a file, folder or glob of articles)"
+_RESUME_HINT = "rerun the same command to resume"
 
 
 # --- configuration -------------------------------------------------------------------------------
@@ -138,6 +154,10 @@ class _Run:
     problems: list[Problem] = field(default_factory=list)
     n_read: int = 0
     n_resumed: int = 0
+    n_changed: int = 0
+    dropped: list[str] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+    chunk_hashes: dict[str, str] = field(default_factory=dict)
     n_scored: int = 0
     n_pairs: int = 0
     sentences: int = 0
@@ -166,6 +186,10 @@ class _Run:
         if bad_date:  # skipped like any bad input row: listed in run.json, never guessed
             self.on_problem(Problem(article.source, None, f"article {article.id!r}: {bad_date}"))
             return
+        self.seen.add(article.id)
+        if article.id in self.state.owner:
+            self.n_changed += 1  # scored before from other content: prune() removes the old rows
+        self.chunk_hashes[article.id] = article_hash(article)
         if not rows:
             self.chunk_no_actor.append({"article_id": article.id, "source": article.source})
         self.chunk_ids.append(article.id)
@@ -193,13 +217,19 @@ class _Run:
             self.state,
             self.part_num,
             table,
-            {"articles": list(self.chunk_ids), "no_actor": list(self.chunk_no_actor), "rows": len(self.chunk_rows)},
+            {
+                "articles": list(self.chunk_ids),
+                "hashes": dict(self.chunk_hashes),
+                "no_actor": list(self.chunk_no_actor),
+                "rows": len(self.chunk_rows),
+            },
         )
         self.n_scored += len(self.chunk_ids)
         self.n_pairs += len(self.chunk_rows)
         self.bar.update(len(self.chunk_ids))
         self.part_num += 1
         self.chunk_ids.clear()
+        self.chunk_hashes.clear()
         self.chunk_rows.clear()
         self.chunk_no_actor.clear()
         self.chunk_probs.clear()
@@ -210,8 +240,9 @@ def run_scoring(cfg: ScoreConfig | Any) -> dict[str, Any]:
 
     Bad input (empty/undecodable files, malformed rows, duplicate ids) and articles without any
     registered actor are skipped, counted and listed in ``run.json``; they never stop the batch.
-    Raises StanceError for a missing model_dir, input or output_dir, or a resumption with
-    different settings.
+    Raises StanceError for a missing model_dir, input or output_dir, a resumption with
+    different settings, or another run writing to ``output_dir``; :class:`stance.errors.Interrupted`
+    (a KeyboardInterrupt) when SIGINT or SIGTERM stops it, after recording that in ``run.json``.
     """
     started = datetime.now(UTC)
     t0 = time.perf_counter()
@@ -229,7 +260,56 @@ def run_scoring(cfg: ScoreConfig | Any) -> dict[str, Any]:
     registry = ActorRegistry.from_config(cfg.actors)
     if len(registry) == 0:
         raise StanceError("actors: the actor registry is empty (actors=<registry>)")
-    run = _start(cfg, out, model_dir, spec, started)
+    with lock_output(out), sigterm_interrupts():
+        return _run_locked(cfg, out, model_dir, spec, registry, files, started, t0)
+
+
+def _run_locked(
+    cfg: Any,
+    out: Path,
+    model_dir: Path,
+    spec: InputConfig,
+    registry: ActorRegistry,
+    files: list[Path],
+    started: datetime,
+    t0: float,
+) -> dict[str, Any]:
+    """The run, under the output lock: an interruption or failure is recorded in run.json."""
+    try:
+        run = _start(cfg, out, model_dir, spec, started)
+    except KeyboardInterrupt as err:
+        raise Interrupted(getattr(err, "signum", signal.SIGINT), _RESUME_HINT) from None
+    try:
+        write_json(out / "run.json", run.record)  # "running", with pid and host
+        return _score_and_finish(run, cfg, spec, registry, files, t0)
+    except BaseException as err:
+        _record_stop(run, err)
+        if isinstance(err, KeyboardInterrupt):
+            raise Interrupted(getattr(err, "signum", signal.SIGINT), _RESUME_HINT) from None
+        raise
+
+
+def _record_stop(run: _Run, err: BaseException) -> None:
+    """The parts written so far stay valid; run.json says where the run stopped and why."""
+    run.record.update(
+        {
+            "status": "interrupted" if isinstance(err, KeyboardInterrupt) else "failed",
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            "error": f"{type(err).__name__}: {err}".splitlines()[0],
+            "counts": {
+                "articles_scored_now": run.n_scored,
+                "mentions_scored_now": run.n_pairs,
+                "articles_already_scored": run.n_resumed,
+                "problems": len(run.problems),
+            },
+        }
+    )
+    write_json(run.out / "run.json", run.record)
+
+
+def _score_and_finish(
+    run: _Run, cfg: Any, spec: InputConfig, registry: ActorRegistry, files: list[Path], t0: float
+) -> dict[str, Any]:
     if cfg.score.engine == ScoreEngine.ray:  # the same stages on Ray Data (scoring/ray_engine.py)
         with ray_session(cfg.score.ray) as info:
             run.record["engine"] = info
@@ -240,21 +320,25 @@ def run_scoring(cfg: ScoreConfig | Any) -> dict[str, Any]:
 
 
 def _start(cfg: Any, out: Path, model_dir: Path, spec: InputConfig, started: datetime) -> _Run:
-    """Load the model, open the resumable state and write the first run record."""
+    """Open the resumable state (other settings are refused before the model loads), load the
+    model and make the first run record."""
     opts = cfg.score
+    digest = model_hash(model_dir)
+    state = ScoreState(out, fingerprint(cfg, spec, digest))
     if int(opts.threads) > 0:
         _set_threads(int(opts.threads))
     classifier = load_classifier(model_dir, precision=opts.precision, backend=opts.backend, threads=int(opts.threads))
     kind = str(getattr(classifier, "kind", "transformer"))
     if kind != "transformer":
         log.info("model %s: %s baseline", model_dir, kind)
-    digest = model_hash(model_dir)
-    state = ScoreState(out, fingerprint(cfg, spec, digest))
     config_record = plain(cfg)
     config_record["input"] = plain(spec)
     record: dict[str, Any] = {
         "status": "running",
         "started": started.isoformat(timespec="seconds"),
+        # with "running": people (and tools) can tell a live run from one whose process is gone
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
         "model": {
             "dir": str(model_dir),
             "sha256": digest,
@@ -269,7 +353,6 @@ def _start(cfg: Any, out: Path, model_dir: Path, spec: InputConfig, started: dat
         },
         "config": config_record,
     }
-    write_json(out / "run.json", record)
     meta_columns = [m for m in spec.meta_columns if m not in PAIR_COLUMNS]
     return _Run(cfg, out, classifier, state, meta_columns, record, part_num=state.next_part())
 
@@ -284,7 +367,8 @@ def _score_articles(run: _Run, spec: InputConfig, registry: ActorRegistry, sink:
     try:
         for article in iter_articles(spec, on_problem=run.on_problem):
             run.n_read += 1
-            if article.id in run.state.done:
+            if run.state.is_current(article.id, article_hash(article)):
+                run.seen.add(article.id)
                 run.n_resumed += 1
                 run.bar.update(1)
                 continue
@@ -295,22 +379,9 @@ def _score_articles(run: _Run, spec: InputConfig, registry: ActorRegistry, sink:
         if sink is not None:
             sink.close()
         run.flush()
-    except BaseException as err:
-        # the parts written so far stay valid; run.json says where the run stopped and why
-        run.record.update(
-            {
-                "status": "interrupted" if isinstance(err, KeyboardInterrupt) else "failed",
-                "error": f"{type(err).__name__}: {err}".splitlines()[0],
-                "counts": {
-                    "articles_scored_now": run.n_scored,
-                    "mentions_scored_now": run.n_pairs,
-                    "articles_already_scored": run.n_resumed,
-                    "problems": len(run.problems),
-                },
-            }
-        )
-        write_json(run.out / "run.json", run.record)
-        raise
+        # only once every input was read: an interrupted run must not drop what it did not reach
+        run.dropped = run.state.drop_missing(run.seen)
+        run.state.prune()
     finally:
         run.bar.close()
     # reading, segmentation, mention finding, inference and part writing (not model loading)
@@ -330,6 +401,10 @@ def _finish(run: _Run, files: list[Path], t_score: float, t0: float) -> dict[str
     plot_path = run.out / "stance_by_actor.png"
     if not len(actors) and plot_path.exists():  # with actors, write_views draws it
         plot_path.unlink()
+    for other in FORMATS:  # tables of an earlier run in another score.format would contradict these
+        for name in ("articles", "actors", "mentions"):
+            if other != fmt and (run.out / f"{name}.{other}").is_file():
+                (run.out / f"{name}.{other}").unlink()
     skipped = [{"path": p.path, "line": p.line, "reason": p.message} for p in run.problems]
     skipped += [
         {
@@ -364,11 +439,14 @@ def _finish(run: _Run, files: list[Path], t_score: float, t0: float) -> dict[str
     run.record["outputs"].update(write_views(run.out, run.state, run.cfg, actors, run.record))
     write_json(run.out / "run.json", run.record)
     log.info(
-        "scored %d article(s) (%d now, %d earlier): %d mentions of %d actor(s); skipped %d problem(s), "
+        "scored %d article(s) (%d now, of which %d changed since scored; %d earlier; %d dropped: "
+        "no longer in the input): %d mentions of %d actor(s); skipped %d problem(s), "
         "%d article(s) without actors; %.1f sentences/s -> %s",
         total_articles,
         run.n_scored,
+        run.n_changed,
         run.n_resumed,
+        len(run.dropped),
         agg["mentions"],
         len(actors),
         len(run.problems),
@@ -425,6 +503,10 @@ def _counts(
         "articles_read": run.n_read,
         "articles_scored_now": run.n_scored,
         "articles_already_scored": run.n_resumed,
+        # rescored: their content changed since the run that scored them (old rows removed)
+        "articles_changed": run.n_changed,
+        # rows removed: no longer in the input (file deleted, row removed, or now unreadable)
+        "articles_dropped": len(run.dropped),
         "articles": total_articles,
         "articles_with_actors": total_articles - len(no_actor),
         "articles_no_actor": len(no_actor),

@@ -121,11 +121,16 @@ class _LineReader:
 
     Bad lines (undecodable, too long) are reported through ``report`` and yielded as ``""`` so a
     caller can tell which rows they spoil (``bad_lines``); a line is never held in memory beyond
-    about ``4 * max_line_chars`` bytes.
+    about ``4 * max_line_chars`` bytes. A file is one problem, not one per line, when it is binary
+    (a NUL byte, in an 8-bit encoding) or ``whole_file`` (one article per file: its first bad line
+    spoils it); reading stops there.
     """
 
-    def __init__(self, path: Path, spec: InputConfig, report: Callable[[Problem], None]):
+    def __init__(self, path: Path, spec: InputConfig, report: Callable[[Problem], None], whole_file: bool = False):
         self.path = path
+        self.whole_file = whole_file
+        # NUL is a character of UTF-16/32 text, never of text in an 8-bit encoding
+        self.nul_is_binary = "16" not in spec.encoding and "32" not in spec.encoding
         self.name = str(path)
         self.encoding = spec.encoding
         self.max_chars = spec.max_line_chars
@@ -155,8 +160,14 @@ class _LineReader:
                 if len(raw) == limit and not raw.endswith(b"\n"):
                     self._skip_rest(fh, limit)
                     self._bad(f"line longer than {self.max_chars} characters (input.max_line_chars): not article text")
+                    if self.whole_file:
+                        return
                     yield ""
                     continue
+                if self.nul_is_binary and b"\x00" in raw:
+                    nul = start + raw.index(b"\x00")
+                    self._bad(f"binary data (NUL byte at byte offset {nul}): not a text file")
+                    return
                 if (
                     self.line_no == 1
                     and raw.startswith(b"\xef\xbb\xbf")
@@ -170,6 +181,8 @@ class _LineReader:
                         f"cannot decode byte 0x{raw[err.start]:02x} at byte offset "
                         f"{start + err.start} as {self.encoding} (input.encoding)"
                     )
+                    if self.whole_file:
+                        return
                     yield ""
                     continue
                 except LookupError:
@@ -180,6 +193,8 @@ class _LineReader:
                         f"line of {len(text)} characters is longer than {self.max_chars} "
                         "(input.max_line_chars): not article text"
                     )
+                    if self.whole_file:
+                        return
                     yield ""
                     continue
                 if text.strip():
@@ -200,7 +215,7 @@ def _normalise(text: str) -> str:
 def _read_plain(
     path: Path, spec: InputConfig, report: Callable[[Problem], None]
 ) -> Iterator[tuple[int | None, Article]]:
-    reader = _LineReader(path, spec, report)
+    reader = _LineReader(path, spec, report, whole_file=True)
     lines = list(reader)  # one article per file: the article itself must be held anyway
     if reader.bad_lines:
         return  # already reported; a partial article would be wrong
