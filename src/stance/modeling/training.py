@@ -24,6 +24,7 @@ from typing import Any
 import datasets
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
 from sklearn.model_selection import StratifiedGroupKFold
 
 from stance.analysis.calibration import expected_calibration_error, fit_temperature
@@ -357,8 +358,6 @@ def fit_model(cfg: Any, train_rows: Any, valid_rows: Any | None, work_dir: str |
 def add_mix(cfg: Any, data: Any) -> Any:
     """``data`` with ``cfg.mix.data``'s train rows added to its train split, every train row
     weighted (own rows 1, added rows ``cfg.mix.weight``); validation and test stay ``data``'s own."""
-    from omegaconf import open_dict
-
     weight = float(cfg.mix.weight)
     if not weight > 0:
         raise StanceError(f"mix.weight must be positive, got {cfg.mix.weight}")
