@@ -18,6 +18,9 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -59,9 +62,6 @@ def config_error_line(err: BaseException) -> str | None:
     Hydra wraps OmegaConf's error (which carries ``full_key``) in a ConfigCompositionException;
     a config group option that does not exist is a MissingConfigException listing the options.
     """
-    from hydra.errors import HydraException  # light: hydra is loaded by every Hydra entry point
-    from omegaconf.errors import OmegaConfBaseException
-
     if not isinstance(err, (HydraException, OmegaConfBaseException)):
         return None
     inner = err.__cause__ if isinstance(err.__cause__, OmegaConfBaseException) else err
