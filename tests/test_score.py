@@ -294,11 +294,11 @@ def test_errors_name_the_problem(tiny_model_dir, tmp_path):
         load_classifier(tiny_model_dir, backend="tensorrt")
     with pytest.raises(
         StanceError,
-        match=r"^score\.precision=int8 needs score\.backend=torch \(the onnx backend "
-        r"runs fp32\)$",
+        match=r"^score\.precision=bf16 needs score\.backend=torch \(the onnx backend "
+        r"runs fp32 or int8\)$",
     ):
         score.run_scoring(
-            make_cfg(tiny_model_dir, str(SEED_FILE), tmp_path / "o", "score.backend=onnx", "score.precision=int8")
+            make_cfg(tiny_model_dir, str(SEED_FILE), tmp_path / "o", "score.backend=onnx", "score.precision=bf16")
         )
 
 

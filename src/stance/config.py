@@ -223,6 +223,8 @@ class ModelConfig:
     # start from a trained stance model (RUN/model or RUN) instead of name_or_path: its weights,
     # label maps and encoding block (input_format, max_length, markers) are kept (+experiment=adapt)
     init_from: Optional[str] = None
+    # keep only these encoder layers (a smaller, faster student: model=minilm_l3 keeps 0, 2, 4 of 6)
+    layers: Optional[list[int]] = None
 
 
 @dataclass
@@ -251,6 +253,12 @@ class TrainingConfig:
     group_by_length: bool = True
     # stop (after a last validation + checkpoint) once training has run this long; 0 = no limit
     time_limit_minutes: float = 0.0
+    # distillation (+experiment=distill): a trained stance model (RUN/model) whose probabilities on
+    # the train rows, softened by distill_temperature, are the targets; distill_alpha is their share
+    # of the loss (1: soft labels only; the rest is cross-entropy on the hard labels)
+    distill_from: Optional[str] = None
+    distill_alpha: float = 0.5
+    distill_temperature: float = 2.0
 
 
 @dataclass
@@ -331,9 +339,10 @@ class ScoreOptions:
     batch_size: int = 64
     # sort by length within windows of this many examples before batching
     sort_window: int = 2048
-    # fp32; bf16 (autocast); int8 (dynamic quantisation of the Linear layers)
+    # fp32; bf16 (autocast); int8 (torch: dynamic quantisation of the Linear layers; onnx: static
+    # per-channel quantisation calibrated on real pairs)
     precision: Precision = Precision.fp32
-    # torch, or onnx: the model exported once to ONNX and run by ONNX Runtime (fp32 only)
+    # torch, or onnx: the model exported once to ONNX and run by ONNX Runtime (fp32 or int8)
     backend: Backend = Backend.torch
     # local: this process; ray: Ray Data (score.ray.*), same rows and tables
     engine: ScoreEngine = ScoreEngine.local

@@ -179,6 +179,8 @@ def encode_dataset(
             feats["labels"] = list(batch["label"])
         if "sample_weight" in batch:  # per-row loss weights (mixed datasets)
             feats["sample_weight"] = list(batch["sample_weight"])
+        if "soft_labels" in batch:  # a teacher's probabilities (distillation)
+            feats["soft_labels"] = list(batch["soft_labels"])
         return feats
 
     return dataset.map(

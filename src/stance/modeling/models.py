@@ -358,7 +358,8 @@ def load_classifier(
     """Load a saved model folder (transformer or baseline) as an object with ``predict_proba``.
 
     ``precision`` and ``backend`` (transformers only; see :mod:`stance.modeling.inference`): fp32,
-    bf16 or int8 on torch, or fp32 on onnx (exported once, cached under ``cache_dir``).
+    bf16 or int8 on torch, or fp32 or int8 (static, calibrated) on onnx (exported once, cached
+    under ``cache_dir``).
     """
     prec, back = check_runtime(precision, backend)
     path = Path(str(model_dir)).expanduser()
@@ -372,13 +373,20 @@ def load_classifier(
     clf.precision, clf.backend = prec, back
     if back == Backend.onnx:
         clf.session = onnx_session(
-            clf.model, clf.tokenizer, path, Path(cache_dir) if cache_dir else None, threads or _torch_threads()
+            clf.model,
+            clf.tokenizer,
+            path,
+            Path(cache_dir) if cache_dir else None,
+            threads or _torch_threads(),
+            prec,
+            clf.encoding,
         )
         log.info(
-            "model %s: input %s, max_length %d, ONNX Runtime fp32, %d thread(s)",
+            "model %s: input %s, max_length %d, ONNX Runtime %s, %d thread(s)",
             path,
             clf.input_format,
             clf.max_length,
+            prec,
             threads or _torch_threads(),
         )
     else:

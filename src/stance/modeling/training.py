@@ -36,6 +36,7 @@ from stance.data.rows import check_data_labels
 from stance.errors import StanceError
 from stance.io import write_json, write_jsonl
 from stance.labels import LABELS
+from stance.modeling.distill import SOFT_LABELS, add_soft_labels, check_distill, distill_loss, keep_layers
 from stance.modeling.encoding import check_input_format, encode_dataset
 from stance.modeling.models import TransformerClassifier, load_transformer, make_baseline, save_model
 
@@ -123,7 +124,7 @@ def _time_limit(minutes: float) -> Any:
     return TimeLimit()
 
 
-def _weighted_trainer(weights: list[float] | None, smoothing: float) -> Any:
+def _weighted_trainer(weights: list[float] | None, smoothing: float, distill: tuple[float, float] | None = None) -> Any:
     import torch
     from transformers import Trainer
 
@@ -135,9 +136,12 @@ def _weighted_trainer(weights: list[float] | None, smoothing: float) -> Any:
         ) -> Any:  # noqa: E501
             labels = inputs.pop("labels")
             rows = inputs.pop("sample_weight", None)
+            soft = inputs.pop(SOFT_LABELS, None)  # the teacher's probabilities (train.distill_from)
             outputs = model(**inputs)
             w = torch.tensor(weights, dtype=outputs.logits.dtype, device=outputs.logits.device) if weights else None
-            if rows is None:
+            if soft is not None and distill is not None:
+                loss = distill_loss(outputs.logits, labels, soft, w, smoothing, *distill)
+            elif rows is None:
                 loss = torch.nn.functional.cross_entropy(outputs.logits, labels, weight=w, label_smoothing=smoothing)
             else:
                 # the weighted mean cross_entropy takes, with each row's weight as a further factor
@@ -180,8 +184,13 @@ def fit_transformer(
     import transformers
 
     transformers.set_seed(int(cfg.seed))  # the new classifier head's initialisation
+    distill = check_distill(cfg)
+    if distill is not None:  # the teacher's soft labels, computed once through the prediction engine
+        train_rows = add_soft_labels(train_rows, _distill_teacher(t.distill_from), distill[1], int(t.eval_batch_size))
     init_from = init_model_dir(m.get("init_from"))
     model, tokenizer = load_transformer(init_from or m.name_or_path)
+    if m.get("layers"):  # a smaller student (model=minilm_l3)
+        model = keep_layers(model, list(m.layers))
     input_format, max_length = _value(m.input_format), int(m.max_length)
     base_model = m.name_or_path
     if init_from:
@@ -203,6 +212,8 @@ def fit_transformer(
         "markers": list(markers),
         "base_model": base_model,
         **({"init_from": init_from} if init_from else {}),
+        **({"layers_kept": [int(i) for i in m.layers]} if m.get("layers") else {}),
+        **({"distilled_from": _distill_teacher(t.distill_from)} if distill is not None else {}),
     }
     enc = dict(input_format=input_format, max_length=max_length, markers=markers)
     train_ds = encode_dataset(train_rows, tokenizer, **enc)
@@ -234,7 +245,7 @@ def fit_transformer(
         logging_steps=int(t.logging_steps),
         train_sampling_strategy="group_by_length" if t.group_by_length else "random",
         # per-row weights reach compute_loss only if the Trainer keeps the column
-        remove_unused_columns="sample_weight" not in train_ds.column_names,
+        remove_unused_columns=not {"sample_weight", SOFT_LABELS} & set(train_ds.column_names),
         seed=int(cfg.seed),
         data_seed=int(cfg.seed),
         use_cpu=not _has_accelerator(),
@@ -243,7 +254,7 @@ def fit_transformer(
         dataloader_num_workers=0,
     )
     weights = class_weights(train_rows["label"]) if t.class_weights else None
-    trainer_cls = _weighted_trainer(weights, float(t.label_smoothing))
+    trainer_cls = _weighted_trainer(weights, float(t.label_smoothing), distill)
     callbacks = (
         [EarlyStoppingCallback(early_stopping_patience=int(t.early_stopping_patience))] if valid_ds is not None else []
     )
@@ -324,6 +335,17 @@ def init_model_dir(init_from: Any) -> str | None:
             "use model.name_or_path for a base checkpoint"
         )
     return str(path)
+
+
+def _distill_teacher(distill_from: Any) -> str:
+    """``train.distill_from`` as the teacher's model folder (a run dir means its ``model/``)."""
+    if str(distill_from) == REQUIRED:
+        raise StanceError(
+            "train.distill_from: missing (+experiment=distill needs the teacher: train.distill_from=RUN/model)"
+        )
+    path = init_model_dir(distill_from)
+    assert path is not None  # distill_from is set (check_distill)
+    return path
 
 
 def _step_of(checkpoint: str | None) -> int | None:
