@@ -13,7 +13,10 @@ writes them). For every recipe and seed this script scores, through the library'
 - ``seed_zero_shot``: all 204 seed pairs, the model as it is;
 - ``seed_cv_adapt``: the seed pairs by grouped 5-fold CV (``data.split.folds``: no sentence group
   in two folds), the model adapted on four folds (``+experiment=adapt``) and scored on the fifth;
-  out-of-fold predictions pooled.
+  out-of-fold predictions pooled;
+- ``dev_rw_stance_after_adapt`` / ``dev_mt_stance_after_adapt``: the relabelled dev splits scored
+  by the model after ``make run``'s adaptation step (adapted on the seed's train split): what
+  adaptation costs the general model.
 
 Baselines without a base model are scored by the same grouped CV: ``seed_only`` (MiniLM fine-tuned
 on the seed folds alone, the ``make quick`` recipe) and ``tfidf`` (TF-IDF + logistic regression).
@@ -40,8 +43,19 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-EVALS = ("dev_rw_stance", "dev_mt_stance", "dev_rw_newsmtsc", "seed_zero_shot", "seed_cv_adapt")
+EVALS = (
+    "dev_rw_stance",
+    "dev_mt_stance",
+    "dev_rw_newsmtsc",
+    "seed_zero_shot",
+    "seed_cv_adapt",
+    "dev_rw_stance_after_adapt",
+    "dev_mt_stance_after_adapt",
+)
 CV_EVALS = ("seed_cv_adapt",)
+# the general model after `make run`'s adaptation step (adapted on the seed's train split,
+# selected on its validation split): how much of the general skill adaptation costs
+AFTER_ADAPT = {"dev_rw_stance_after_adapt": "dev_rw_stance", "dev_mt_stance_after_adapt": "dev_mt_stance"}
 
 
 def compose(*overrides: str) -> Any:
@@ -112,6 +126,16 @@ def cv_probs(overrides: list[str], rows: list[dict[str, Any]], work: Path) -> An
     return np.asarray([by_id[r["example_id"]] for r in rows], dtype=np.float32)
 
 
+def adapted_model(base: Path, seed: int, threads: list[str], work: Path) -> Path:
+    """The base model adapted to the seed labels as ``make run`` does it (trained once, reused)."""
+    from stance.modeling.training import run_training
+
+    run = work / f"adapted-{base.parent.parent.name}-seed{seed}"
+    if not (run / "model" / "config.json").is_file():
+        run_training(compose("+experiment=adapt", f"model.init_from={base}", f"seed={seed}", *threads), output_dir=run)
+    return run / "model"
+
+
 def seeds_of(folder: Path) -> dict[int, Path]:
     out = {}
     for run in sorted(folder.glob("seed=*")):
@@ -173,6 +197,10 @@ def main() -> None:
             else:
                 overrides = [f"seed={seed}", *threads]
             probs = cv_probs(overrides, rows[ev], out / ".work")
+        elif ev in AFTER_ADAPT:
+            adapted = adapted_model(model, seed, threads, out / ".work")
+            setup_runtime(seed, a.threads)
+            probs = load_classifier(adapted).predict_proba(rows[AFTER_ADAPT[ev]], progress=False)
         else:
             setup_runtime(seed, a.threads)
             probs = load_classifier(model).predict_proba(rows[ev], progress=False)
@@ -180,7 +208,7 @@ def main() -> None:
             folder,
             recipe,
             seed,
-            rows[ev],
+            rows[AFTER_ADAPT.get(ev, ev)],
             probs,
             {"model": str(model) if model else None, "seconds": round(time.perf_counter() - t0, 1)},
         )
