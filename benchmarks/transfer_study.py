@@ -111,7 +111,8 @@ def cv_probs(overrides: list[str], rows: list[dict[str, Any]], work: Path) -> An
     import datasets
 
     from stance.data.rows import FEATURES
-    from stance.modeling.training import run_cv, setup_runtime
+    from stance.modeling.finetune import setup_runtime
+    from stance.modeling.training import run_cv
 
     cfg = compose(*overrides, "eval.cv_folds=5", "eval.bootstrap=0")
     setup_runtime(int(cfg.seed), int(cfg.threads))
@@ -170,8 +171,8 @@ def main() -> None:
     log = logging.getLogger("transfer")
     log.setLevel(logging.INFO)
     from stance.analysis.comparison import compare_runs, table, write_comparison
+    from stance.modeling.finetune import setup_runtime
     from stance.modeling.models import load_classifier
-    from stance.modeling.training import setup_runtime
 
     out = Path(a.out)
     rows = eval_rows()

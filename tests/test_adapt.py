@@ -12,8 +12,9 @@ from hydra import compose, initialize_config_dir
 
 from conftest import CONFIG_DIR, make_tiny_model, make_toy_dataset
 from stance.errors import StanceError
+from stance.modeling.finetune import init_model_dir
 from stance.modeling.models import load_classifier
-from stance.modeling.training import init_model_dir, run_training
+from stance.modeling.training import run_training
 
 torch.set_num_threads(1)
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
@@ -174,7 +175,7 @@ def test_row_weights_in_the_loss():
     """Weights of 1 give the usual (class-weighted) mean; other weights change it as a weighted mean."""
     from types import SimpleNamespace
 
-    from stance.modeling.training import _weighted_trainer
+    from stance.modeling.finetune import _weighted_trainer
 
     logits = torch.tensor([[2.0, 0.1, -1.0], [0.3, 0.2, 0.1], [-1.0, 0.5, 2.0]])
     labels = torch.tensor([0, 1, 2])

@@ -54,3 +54,19 @@ def test_pipeline_bad_input_is_one_line(tmp_path, capsys, monkeypatch):
         pipeline.main(["--out", str(tmp_path), "model.name_or_path=/no/such/model"])
     assert err.value.code == 2
     assert capsys.readouterr().err.startswith("stance.pipeline: error: ")
+
+
+def test_pipeline_config_typo_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(pipeline, "newsmtsc_available", lambda: "absent")
+    with pytest.raises(SystemExit) as err:
+        pipeline.main(["--out", str(tmp_path), "train.epoch=2"])
+    assert err.value.code == 2
+    message = capsys.readouterr().err
+    assert message.startswith("stance.pipeline: error: ") and "train.epoch" in message and message.count("\n") == 1
+
+
+def test_pipeline_checks_training_settings_first(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(pipeline, "newsmtsc_available", lambda: "absent")
+    with pytest.raises(SystemExit) as err:
+        pipeline.main(["--out", str(tmp_path / "out"), "train.learning_rate=-1"])
+    assert err.value.code == 2 and "train.learning_rate" in capsys.readouterr().err

@@ -18,8 +18,9 @@ from conftest import CONFIG_DIR, REPO, make_toy_dataset
 from stance.analysis.report import evaluate_rows, examples_hash
 from stance.errors import StanceError
 from stance.labels import LABELS
+from stance.modeling.finetune import class_weights
 from stance.modeling.models import load_classifier
-from stance.modeling.training import class_weights, cv_folds, run_training
+from stance.modeling.training import cv_folds, run_training
 
 torch.set_num_threads(1)
 

@@ -33,11 +33,13 @@ from typing import Any
 
 import pandas as pd
 from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
 
 from stance.config import CONFIG_DIR, to_container
 from stance.data.dataset import ensure_dataset
 from stance.data.download import AUTO, resolve_source
-from stance.errors import StanceError
+from stance.errors import StanceError, config_error_line
 from stance.modeling.training import run_training
 from stance.scoring.engine import run_scoring
 
@@ -47,7 +49,10 @@ STEPS = 5
 
 def _compose(name: str, overrides: list[str]) -> Any:
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(name, overrides=overrides)
+        try:
+            return compose(name, overrides=overrides)
+        except (HydraException, OmegaConfBaseException) as err:  # a typo in an override: one line naming it
+            raise StanceError(config_error_line(err) or str(err).splitlines()[0]) from None
 
 
 def _step(i: int, text: str, t0: float) -> None:

@@ -9,11 +9,9 @@ misclassified.jsonl, confusion_matrix.png, report.md, run.json.
 from __future__ import annotations
 
 import logging
-import math
 import os
-import shutil
 import signal
-import tempfile
+import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -28,7 +26,7 @@ from omegaconf import open_dict
 from sklearn.model_selection import StratifiedGroupKFold
 
 from stance.analysis.calibration import expected_calibration_error, fit_temperature
-from stance.analysis.metrics import actor_metrics, compute_metrics, macro_f1
+from stance.analysis.metrics import actor_metrics, compute_metrics
 from stance.analysis.report import evaluate_rows, examples_hash, log_metrics, prediction_rows, write_evaluation
 from stance.config import to_container
 from stance.data.dataset import ensure_dataset
@@ -36,331 +34,11 @@ from stance.data.rows import check_data_labels
 from stance.errors import StanceError
 from stance.io import write_json, write_jsonl
 from stance.labels import LABELS
-from stance.modeling.distill import SOFT_LABELS, add_soft_labels, check_distill, distill_loss, keep_layers
-from stance.modeling.encoding import check_input_format, encode_dataset
-from stance.modeling.models import TransformerClassifier, load_transformer, make_baseline, save_model
+from stance.modeling.finetune import fit_transformer, setup_runtime
+from stance.modeling.models import make_baseline, save_model
+from stance.modeling.settings import check_training
 
 log = logging.getLogger(__name__)
-
-
-# --- set-up ------------------------------------------------------------------------------------
-def setup_runtime(seed: int, threads: int = 0) -> None:
-    """Seed every RNG, set torch's thread count, quieten library chatter."""
-    import torch
-    import transformers
-
-    if threads and threads > 0:
-        torch.set_num_threads(int(threads))
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    transformers.set_seed(int(seed))
-    transformers.logging.set_verbosity_error()  # load reports, "newly initialized" warnings
-    transformers.utils.logging.disable_progress_bar()  # "Loading weights" bars, not training's
-    try:
-        datasets.disable_progress_bars()
-        datasets.logging.set_verbosity_error()
-    except Exception:  # pragma: no cover - cosmetic only
-        pass
-
-
-def class_weights(labels: Sequence[int]) -> list[float]:
-    """Inverse-frequency weights n / (k * count) (k = labels present); an absent label gets 0."""
-    counts = np.bincount(np.asarray(labels, dtype=int), minlength=len(LABELS)).astype(float)
-    present = counts > 0
-    weights = np.zeros(len(LABELS))
-    weights[present] = counts.sum() / (present.sum() * counts[present])
-    return weights.tolist()
-
-
-# --- transformer training ----------------------------------------------------------------------
-def _concise_progress() -> Any:
-    from transformers.trainer_callback import ProgressCallback
-
-    class ConciseProgress(ProgressCallback):
-        """The usual tqdm bars, with one short line per log event instead of a raw dict."""
-
-        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
-            if not state.is_world_process_zero or not logs:
-                return
-            if "eval_macro_f1" in logs:
-                msg = f"step {state.global_step} (epoch {logs.get('epoch', state.epoch or 0):.2f}): validation macro-F1 {logs['eval_macro_f1']:.4f}, loss {logs.get('eval_loss', float('nan')):.4f}"
-            elif "loss" in logs:
-                msg = f"step {state.global_step}: loss {logs['loss']:.4f}, lr {logs.get('learning_rate', 0):.2e}"
-            elif "train_runtime" in logs:
-                msg = f"trained {state.global_step} steps in {logs['train_runtime']:.1f}s ({logs.get('train_samples_per_second', 0):.1f} examples/s)"
-            else:
-                return
-            if self.training_bar is not None:
-                self.training_bar.write(msg)
-            else:
-                log.info(msg)
-
-    return ConciseProgress
-
-
-def _time_limit(minutes: float) -> Any:
-    from transformers import TrainerCallback
-
-    class TimeLimit(TrainerCallback):
-        """Stop once ``minutes`` of training have passed, validating and checkpointing that last
-        step first, so the best model is still chosen among everything trained."""
-
-        def __init__(self) -> None:
-            self.start = time.perf_counter()
-            self.hit = False
-
-        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            self.start = time.perf_counter()
-
-        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-            if not self.hit and time.perf_counter() - self.start > minutes * 60:
-                self.hit = True
-                log.warning("train.time_limit_minutes=%g reached at step %d: stopping", minutes, state.global_step)
-                control.should_training_stop = True
-                if args.eval_strategy != "no":
-                    control.should_evaluate = True
-                    control.should_save = True
-            return control
-
-    return TimeLimit()
-
-
-def _weighted_trainer(weights: list[float] | None, smoothing: float, distill: tuple[float, float] | None = None) -> Any:
-    import torch
-    from transformers import Trainer
-
-    class WeightedTrainer(Trainer):
-        """Cross-entropy with optional class weights, label smoothing and per-row weights."""
-
-        def compute_loss(
-            self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
-        ) -> Any:  # noqa: E501
-            labels = inputs.pop("labels")
-            rows = inputs.pop("sample_weight", None)
-            soft = inputs.pop(SOFT_LABELS, None)  # the teacher's probabilities (train.distill_from)
-            outputs = model(**inputs)
-            w = torch.tensor(weights, dtype=outputs.logits.dtype, device=outputs.logits.device) if weights else None
-            if soft is not None and distill is not None:
-                loss = distill_loss(outputs.logits, labels, soft, w, smoothing, *distill)
-            elif rows is None:
-                loss = torch.nn.functional.cross_entropy(outputs.logits, labels, weight=w, label_smoothing=smoothing)
-            else:
-                # the weighted mean cross_entropy takes, with each row's weight as a further factor
-                per_row = torch.nn.functional.cross_entropy(
-                    outputs.logits, labels, weight=w, label_smoothing=smoothing, reduction="none"
-                )
-                rows = rows.to(per_row.dtype)
-                norm = rows * (w[labels] if w is not None else 1.0)
-                loss = (per_row * rows).sum() / norm.sum().clamp_min(1e-12)
-            return (loss, outputs) if return_outputs else loss
-
-    return WeightedTrainer
-
-
-def _eval_metric(pred: Any) -> dict[str, float]:
-    logits = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
-    return {"macro_f1": macro_f1(pred.label_ids, np.argmax(logits, axis=1))}
-
-
-def fit_transformer(
-    cfg: Any,
-    train_rows: Any,
-    valid_rows: Any | None,
-    work_dir: str | Path,
-) -> tuple[Any, dict[str, Any]]:
-    """Fine-tune ``cfg.model`` on ``train_rows`` (Datasets in the row schema).
-
-    With ``valid_rows``: evaluate each epoch (or ``train.eval_steps``), stop early on validation
-    macro-F1 and keep the best checkpoint; without: train the full budget. Checkpoints go to a
-    temporary folder under ``work_dir``, removed afterwards. Returns (TransformerClassifier, info).
-    """
-    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, TrainingArguments
-    from transformers.trainer_callback import ProgressCallback
-
-    m, t = cfg.model, cfg.train
-    check_input_format(m.input_format)
-    markers = tuple(m.markers)
-    if len(markers) != 2 or not all(str(x).strip() for x in markers):
-        raise StanceError(f"model.markers must be two non-empty strings, got {list(markers)}")
-    import transformers
-
-    transformers.set_seed(int(cfg.seed))  # the new classifier head's initialisation
-    distill = check_distill(cfg)
-    if distill is not None:  # the teacher's soft labels, computed once through the prediction engine
-        train_rows = add_soft_labels(train_rows, _distill_teacher(t.distill_from), distill[1], int(t.eval_batch_size))
-    init_from = init_model_dir(m.get("init_from"))
-    model, tokenizer = load_transformer(init_from or m.name_or_path)
-    if m.get("layers"):  # a smaller student (model=minilm_l3)
-        model = keep_layers(model, list(m.layers))
-    input_format, max_length = _value(m.input_format), int(m.max_length)
-    base_model = m.name_or_path
-    if init_from:
-        # adaptation keeps the encoding the model was trained with: other markers or another input
-        # format would present the same rows differently from everything it learned
-        block = dict(getattr(model.config, "stance", None) or {})
-        input_format, max_length, markers = block["input_format"], int(block["max_length"]), tuple(block["markers"])
-        base_model = block.get("base_model", m.name_or_path)
-        log.info(
-            "model.init_from=%s: fine-tuning it (input %s, max_length %d, markers %s)",
-            init_from,
-            input_format,
-            max_length,
-            markers,
-        )
-    model.config.stance = {
-        "input_format": input_format,
-        "max_length": max_length,
-        "markers": list(markers),
-        "base_model": base_model,
-        **({"init_from": init_from} if init_from else {}),
-        **({"layers_kept": [int(i) for i in m.layers]} if m.get("layers") else {}),
-        **({"distilled_from": _distill_teacher(t.distill_from)} if distill is not None else {}),
-    }
-    enc = dict(input_format=input_format, max_length=max_length, markers=markers)
-    train_ds = encode_dataset(train_rows, tokenizer, **enc)
-    valid_ds = encode_dataset(valid_rows, tokenizer, **enc) if valid_rows is not None and len(valid_rows) else None
-
-    ckpt = Path(tempfile.mkdtemp(prefix=".checkpoints-", dir=work_dir))
-    strategy = "no" if valid_ds is None else ("steps" if t.eval_steps > 0 else "epoch")
-    args = TrainingArguments(
-        output_dir=str(ckpt),
-        num_train_epochs=float(t.epochs),
-        max_steps=int(t.max_steps),
-        per_device_train_batch_size=int(t.batch_size),
-        per_device_eval_batch_size=int(t.eval_batch_size),
-        gradient_accumulation_steps=int(t.gradient_accumulation_steps),
-        learning_rate=float(t.learning_rate),
-        weight_decay=float(t.weight_decay),
-        warmup_steps=float(t.warmup_ratio),  # a float in [0, 1) is a ratio of the total steps
-        lr_scheduler_type=t.lr_scheduler,
-        eval_strategy=strategy,
-        save_strategy=strategy,
-        eval_steps=t.eval_steps or None,
-        save_steps=t.eval_steps or None,
-        save_total_limit=1,  # the best checkpoint is always kept with load_best_model_at_end
-        save_only_model=True,  # no optimizer state: 1/3 of the disk and time per checkpoint
-        load_best_model_at_end=valid_ds is not None,
-        metric_for_best_model="macro_f1",
-        greater_is_better=True,
-        logging_strategy="steps",
-        logging_steps=int(t.logging_steps),
-        train_sampling_strategy="group_by_length" if t.group_by_length else "random",
-        # per-row weights reach compute_loss only if the Trainer keeps the column
-        remove_unused_columns=not {"sample_weight", SOFT_LABELS} & set(train_ds.column_names),
-        seed=int(cfg.seed),
-        data_seed=int(cfg.seed),
-        use_cpu=not _has_accelerator(),
-        report_to="none",
-        disable_tqdm=False,
-        dataloader_num_workers=0,
-    )
-    weights = class_weights(train_rows["label"]) if t.class_weights else None
-    trainer_cls = _weighted_trainer(weights, float(t.label_smoothing), distill)
-    callbacks = (
-        [EarlyStoppingCallback(early_stopping_patience=int(t.early_stopping_patience))] if valid_ds is not None else []
-    )
-    trainer = trainer_cls(
-        model=model,
-        args=args,
-        train_dataset=train_ds,
-        eval_dataset=valid_ds,
-        processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=_eval_metric,
-        callbacks=callbacks,
-    )
-    limit = _time_limit(float(t.time_limit_minutes)) if t.time_limit_minutes and t.time_limit_minutes > 0 else None
-    if limit is not None:
-        trainer.add_callback(limit)
-    trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(_concise_progress())
-    t0 = time.perf_counter()
-    try:
-        result = trainer.train()
-    finally:
-        shutil.rmtree(ckpt, ignore_errors=True)
-    train_s = time.perf_counter() - t0
-    state = trainer.state
-    seen = state.global_step * int(t.batch_size) * int(t.gradient_accumulation_steps)
-    info = {
-        "train_seconds": round(train_s, 2),
-        "steps": int(state.global_step),
-        "epochs_run": round(float(state.epoch or 0), 3),
-        "train_examples_per_s": round(min(seen, len(train_ds) * math.ceil(state.epoch or 1)) / train_s, 2)
-        if train_s > 0
-        else None,
-        "trainer_samples_per_second": result.metrics.get("train_samples_per_second"),
-        "best_validation_macro_f1": state.best_metric,
-        "best_checkpoint_step": _step_of(state.best_model_checkpoint),
-        "stopped_by_time_limit": bool(limit is not None and limit.hit),
-        "validation_history": [
-            {"step": h["step"], "epoch": round(h["epoch"], 3), "macro_f1": h["eval_macro_f1"]}
-            for h in state.log_history
-            if "eval_macro_f1" in h
-        ],
-    }
-    model = trainer.model.to("cpu")
-    return TransformerClassifier(model, tokenizer, input_format, max_length, markers, int(t.eval_batch_size)), info
-
-
-def _value(option: Any) -> str:
-    """An Enum config value as its string (plain strings pass through)."""
-    return str(getattr(option, "value", option))
-
-
-REQUIRED = "<required>"
-
-
-def init_model_dir(init_from: Any) -> str | None:
-    """``model.init_from`` as a saved stance model folder (a run dir means its ``model/``), or None.
-
-    One-line StanceError for a missing folder or a folder that is not a fine-tuned stance model
-    (a baseline, or a base checkpoint without the ``stance`` block and label maps)."""
-    if init_from is None or not str(init_from).strip():
-        return None
-    if str(init_from) == REQUIRED:  # a recipe's placeholder (OmegaConf ignores ??? when merging onto a default)
-        raise StanceError(
-            "model.init_from: missing (+experiment=adapt needs the trained model to start from: model.init_from=RUN/model)"
-        )
-    path = Path(str(init_from)).expanduser()
-    if (path / "model" / "config.json").is_file():
-        path = path / "model"
-    config = path / "config.json"
-    if not config.is_file():
-        raise StanceError(
-            f"model.init_from={init_from}: no config.json there (expected a stance.train run's model/ folder)"
-        )
-    if '"stance"' not in config.read_text(encoding="utf-8"):
-        raise StanceError(
-            f"model.init_from={init_from}: not a fine-tuned stance model (no 'stance' block in config.json); "
-            "use model.name_or_path for a base checkpoint"
-        )
-    return str(path)
-
-
-def _distill_teacher(distill_from: Any) -> str:
-    """``train.distill_from`` as the teacher's model folder (a run dir means its ``model/``)."""
-    if str(distill_from) == REQUIRED:
-        raise StanceError(
-            "train.distill_from: missing (+experiment=distill needs the teacher: train.distill_from=RUN/model)"
-        )
-    path = init_model_dir(distill_from)
-    assert path is not None  # distill_from is set (check_distill)
-    return path
-
-
-def _step_of(checkpoint: str | None) -> int | None:
-    if not checkpoint:
-        return None
-    try:
-        return int(str(checkpoint).rstrip("/").rsplit("-", 1)[1])
-    except (IndexError, ValueError):
-        return None
-
-
-def _has_accelerator() -> bool:
-    import torch
-
-    return bool(torch.cuda.is_available())
 
 
 def fit_model(cfg: Any, train_rows: Any, valid_rows: Any | None, work_dir: str | Path) -> tuple[Any, dict[str, Any]]:
@@ -496,6 +174,7 @@ def run_training(cfg: Any, output_dir: str | Path | None = None, data: Any | Non
     ``data`` (a DatasetDict in the row schema) replaces ``ensure_dataset(cfg)`` (tests, benchmarks).
     Returns the validation macro-F1, or ``cv_macro_f1_mean`` when ``eval.cv_folds`` > 1.
     """
+    check_training(cfg)  # before anything is written or loaded (the pipeline and benchmarks call this directly)
     if output_dir is None:
         output_dir = HydraConfig.get().runtime.output_dir
     out = Path(output_dir)
@@ -513,6 +192,7 @@ def run_training(cfg: Any, output_dir: str | Path | None = None, data: Any | Non
         "data": cfg.data.name,
         "output_dir": str(out),
         "pid": os.getpid(),
+        "host": socket.gethostname(),  # with pid: stance.compare tells a dead run from a running one
     }
     write_json(out / "run.json", record)
     _terminate_as_exception()
@@ -525,53 +205,47 @@ def run_training(cfg: Any, output_dir: str | Path | None = None, data: Any | Non
     return value
 
 
-def _run(cfg: Any, out: Path, data: Any | None, record: dict[str, Any], t_start: float) -> float:
-    setup_runtime(int(cfg.seed), int(cfg.threads))
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
+def _load(cfg: Any, data: Any | None, record: dict[str, Any]) -> tuple[Any, list[str]]:
+    """The dataset (built if absent, mixed if configured), checked; (data, non-empty splits in order)."""
     if data is None:
         data = ensure_dataset(cfg)
     if cfg.get("mix") is not None:
         data = add_mix(cfg, data)
-    timings["data_s"] = round(time.perf_counter() - t0, 2)
     where = f"dataset {cfg.data.name}"
     if "train" not in data or len(data["train"]) == 0:
         raise StanceError(f"{where}: no training examples (split 'train' is missing or empty)")
     for name in data:
         check_data_labels(data[name].features, f"{where} split {name}")
-    splits = [s for s in _order_splits(list(data.keys())) if len(data[s]) > 0]
-    has_valid = "validation" in splits
     record["counts"] = {name: len(data[name]) for name in data}
     log.info("data %s: %s", cfg.data.name, ", ".join(f"{k} {v}" for k, v in record["counts"].items()))
+    return data, [s for s in _order_splits(list(data.keys())) if len(data[s]) > 0]
 
-    metrics: dict[str, float] = {}
+
+def _cross_validate(cfg: Any, data: Any, out: Path) -> dict[str, float]:
+    """``eval.cv_folds`` > 1: grouped CV over train + validation (never test), out-of-fold rows saved."""
     cv_k = int(cfg.eval.cv_folds)
     if cv_k == 1 or cv_k < 0:
         raise StanceError(f"eval.cv_folds must be 0 (off) or at least 2, got {cv_k}")
-    if cv_k > 1:
-        t0 = time.perf_counter()
-        pool_names = [s for s in ("train", "validation") if s in data]
-        pool = datasets.concatenate_datasets([data[s] for s in pool_names])
-        cv_metrics, oof = run_cv(cfg, pool, out)
-        metrics.update(cv_metrics)
-        write_jsonl(out / "cv_predictions.jsonl", oof)
-        timings["cv_s"] = round(time.perf_counter() - t0, 2)
-        log.info(
-            "CV (%d folds over %s): macro-F1 %.4f ± %.4f",
-            cv_k,
-            "+".join(pool_names),
-            metrics["cv_macro_f1_mean"],
-            metrics["cv_macro_f1_std"],
-        )
+    if cv_k < 2:
+        return {}
+    pool_names = [s for s in ("train", "validation") if s in data]
+    pool = datasets.concatenate_datasets([data[s] for s in pool_names])
+    metrics, oof = run_cv(cfg, pool, out)
+    write_jsonl(out / "cv_predictions.jsonl", oof)
+    log.info(
+        "CV (%d folds over %s): macro-F1 %.4f ± %.4f",
+        cv_k,
+        "+".join(pool_names),
+        metrics["cv_macro_f1_mean"],
+        metrics["cv_macro_f1_std"],
+    )
+    return metrics
 
-    t0 = time.perf_counter()
-    classifier, info = fit_model(cfg, data["train"], data["validation"] if has_valid else None, out)
-    timings["train_s"] = round(time.perf_counter() - t0, 2)
-    if cfg.train.calibrate and has_valid and getattr(classifier, "kind", "") == "transformer":
-        metrics.update(calibrate(classifier, data["validation"].to_list()))
-    save_model(classifier, out / "model")
 
-    t0 = time.perf_counter()
+def _evaluate_splits(
+    cfg: Any, classifier: Any, data: Any, splits: list[str], metrics: dict[str, float]
+) -> tuple[str | None, list[dict[str, Any]], np.ndarray]:
+    """Every split scored into ``metrics``; (focus split, its rows, its probabilities): test if any."""
     focus = "test" if "test" in splits else (splits[0] if splits else None)
     focus_rows: list[dict[str, Any]] = []
     focus_probs = np.zeros((0, len(LABELS)))
@@ -584,17 +258,42 @@ def _run(cfg: Any, out: Path, data: Any | None, record: dict[str, Any], t_start:
             metrics.update(
                 actor_metrics([r["label"] for r in rows], p.argmax(axis=1), [r["actor_id"] for r in rows], s)
             )
+    return focus, focus_rows, focus_probs
+
+
+def _primary(cfg: Any, metrics: dict[str, float], has_valid: bool) -> tuple[str | None, float]:
+    """The value a sweeper optimises: the CV mean, else validation macro-F1 (never a test score)."""
+    if int(cfg.eval.cv_folds) > 1:
+        return "cv_macro_f1_mean", float(metrics["cv_macro_f1_mean"])
+    if has_valid:
+        return "validation_macro_f1", float(metrics["validation_macro_f1"])
+    log.warning("no validation split: the returned value is NaN (nothing to select on)")
+    return None, float("nan")
+
+
+def _run(cfg: Any, out: Path, data: Any | None, record: dict[str, Any], t_start: float) -> float:
+    setup_runtime(int(cfg.seed), int(cfg.threads))
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    data, splits = _load(cfg, data, record)
+    has_valid = "validation" in splits
+    timings["data_s"] = round(time.perf_counter() - t0, 2)
+    t0 = time.perf_counter()
+    metrics: dict[str, float] = _cross_validate(cfg, data, out)
+    if metrics:
+        timings["cv_s"] = round(time.perf_counter() - t0, 2)
+
+    t0 = time.perf_counter()
+    classifier, info = fit_model(cfg, data["train"], data["validation"] if has_valid else None, out)
+    timings["train_s"] = round(time.perf_counter() - t0, 2)
+    if cfg.train.calibrate and has_valid and getattr(classifier, "kind", "") == "transformer":
+        metrics.update(calibrate(classifier, data["validation"].to_list()))
+    save_model(classifier, out / "model")
+
+    t0 = time.perf_counter()
+    focus, focus_rows, focus_probs = _evaluate_splits(cfg, classifier, data, splits, metrics)
     timings["eval_s"] = round(time.perf_counter() - t0, 2)
-
-    if cv_k > 1:
-        primary_name = "cv_macro_f1_mean"
-    elif has_valid:
-        primary_name = "validation_macro_f1"
-    else:
-        primary_name = None
-        log.warning("no validation split: the returned value is NaN (nothing to select on)")
-    primary = float(metrics[primary_name]) if primary_name else float("nan")
-
+    primary_name, primary = _primary(cfg, metrics, has_valid)
     notes = [
         f"model: `{cfg.model.name_or_path}` ({cfg.model.kind}, input {cfg.model.input_format}), seed {cfg.seed}",
         f"data: `{cfg.data.name}` ({', '.join(f'{k} {v}' for k, v in record['counts'].items())})",
@@ -603,16 +302,8 @@ def _run(cfg: Any, out: Path, data: Any | None, record: dict[str, Any], t_start:
         else "primary metric: none (no validation split)",
     ]
     if focus:
-        write_evaluation(
-            out,
-            metrics,
-            focus,
-            focus_rows,
-            focus_probs,
-            f"Training run {out.name}",
-            splits + (["cv_oof"] if cv_k > 1 else []),
-            notes,
-        )
+        shown = splits + (["cv_oof"] if int(cfg.eval.cv_folds) > 1 else [])
+        write_evaluation(out, metrics, focus, focus_rows, focus_probs, f"Training run {out.name}", shown, notes)
     else:
         write_json(out / "metrics.json", metrics)
     log_metrics(metrics, splits)

@@ -1,0 +1,376 @@
+"""Fine-tuning a transformer: the model to start from, the Trainer and its loss, the training loop.
+
+:func:`fit_transformer` is what ``stance.modeling.training`` calls for ``model.kind=transformer``:
+it loads the base checkpoint (``model.name_or_path``), a trained stance model to adapt
+(``model.init_from``, keeping its label maps and encoding) or a layer-dropped student
+(``model.layers``), encodes the rows as inference will (:mod:`stance.modeling.encoding`), and trains
+with the Hugging Face ``Trainer`` (class-weighted, optionally per-row-weighted or distilled loss;
+early stopping on validation macro-F1; the best checkpoint restored).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+
+from stance.analysis.metrics import macro_f1
+from stance.errors import StanceError
+from stance.labels import LABELS
+from stance.modeling.distill import SOFT_LABELS, add_soft_labels, check_distill, distill_loss, keep_layers
+from stance.modeling.encoding import check_input_format, encode_dataset
+from stance.modeling.models import TransformerClassifier, load_transformer
+
+log = logging.getLogger(__name__)
+
+
+# --- set-up ------------------------------------------------------------------------------------
+def setup_runtime(seed: int, threads: int = 0) -> None:
+    """Seed every RNG, set torch's thread count, quieten library chatter."""
+    import torch
+    import transformers
+
+    if threads and threads > 0:
+        torch.set_num_threads(int(threads))
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    transformers.set_seed(int(seed))
+    transformers.logging.set_verbosity_error()  # load reports, "newly initialized" warnings
+    transformers.utils.logging.disable_progress_bar()  # "Loading weights" bars, not training's
+    try:
+        datasets.disable_progress_bars()
+        datasets.logging.set_verbosity_error()
+    except Exception:  # pragma: no cover - cosmetic only
+        pass
+
+
+def class_weights(labels: Sequence[int]) -> list[float]:
+    """Inverse-frequency weights n / (k * count) (k = labels present); an absent label gets 0."""
+    counts = np.bincount(np.asarray(labels, dtype=int), minlength=len(LABELS)).astype(float)
+    present = counts > 0
+    weights = np.zeros(len(LABELS))
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return weights.tolist()
+
+
+# --- transformer training ----------------------------------------------------------------------
+def _concise_progress() -> Any:
+    from transformers.trainer_callback import ProgressCallback
+
+    class ConciseProgress(ProgressCallback):
+        """The usual tqdm bars, with one short line per log event instead of a raw dict."""
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+            if not state.is_world_process_zero or not logs:
+                return
+            if "eval_macro_f1" in logs:
+                msg = f"step {state.global_step} (epoch {logs.get('epoch', state.epoch or 0):.2f}): validation macro-F1 {logs['eval_macro_f1']:.4f}, loss {logs.get('eval_loss', float('nan')):.4f}"
+            elif "loss" in logs:
+                msg = f"step {state.global_step}: loss {logs['loss']:.4f}, lr {logs.get('learning_rate', 0):.2e}"
+            elif "train_runtime" in logs:
+                msg = f"trained {state.global_step} steps in {logs['train_runtime']:.1f}s ({logs.get('train_samples_per_second', 0):.1f} examples/s)"
+            else:
+                return
+            if self.training_bar is not None:
+                self.training_bar.write(msg)
+            else:
+                log.info(msg)
+
+    return ConciseProgress
+
+
+def _time_limit(minutes: float) -> Any:
+    from transformers import TrainerCallback
+
+    class TimeLimit(TrainerCallback):
+        """Stop once ``minutes`` of training have passed, validating and checkpointing that last
+        step first, so the best model is still chosen among everything trained."""
+
+        def __init__(self) -> None:
+            self.start = time.perf_counter()
+            self.hit = False
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.start = time.perf_counter()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            if not self.hit and time.perf_counter() - self.start > minutes * 60:
+                self.hit = True
+                log.warning("train.time_limit_minutes=%g reached at step %d: stopping", minutes, state.global_step)
+                control.should_training_stop = True
+                if args.eval_strategy != "no":
+                    control.should_evaluate = True
+                    control.should_save = True
+            return control
+
+    return TimeLimit()
+
+
+def _weighted_trainer(weights: list[float] | None, smoothing: float, distill: tuple[float, float] | None = None) -> Any:
+    import torch
+    from transformers import Trainer
+
+    class WeightedTrainer(Trainer):
+        """Cross-entropy with optional class weights, label smoothing and per-row weights."""
+
+        def compute_loss(
+            self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
+        ) -> Any:  # noqa: E501
+            labels = inputs.pop("labels")
+            rows = inputs.pop("sample_weight", None)
+            soft = inputs.pop(SOFT_LABELS, None)  # the teacher's probabilities (train.distill_from)
+            outputs = model(**inputs)
+            w = torch.tensor(weights, dtype=outputs.logits.dtype, device=outputs.logits.device) if weights else None
+            if soft is not None and distill is not None:
+                loss = distill_loss(outputs.logits, labels, soft, w, smoothing, *distill)
+            elif rows is None:
+                loss = torch.nn.functional.cross_entropy(outputs.logits, labels, weight=w, label_smoothing=smoothing)
+            else:
+                # the weighted mean cross_entropy takes, with each row's weight as a further factor
+                per_row = torch.nn.functional.cross_entropy(
+                    outputs.logits, labels, weight=w, label_smoothing=smoothing, reduction="none"
+                )
+                rows = rows.to(per_row.dtype)
+                norm = rows * (w[labels] if w is not None else 1.0)
+                loss = (per_row * rows).sum() / norm.sum().clamp_min(1e-12)
+            return (loss, outputs) if return_outputs else loss
+
+    return WeightedTrainer
+
+
+def _eval_metric(pred: Any) -> dict[str, float]:
+    logits = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
+    return {"macro_f1": macro_f1(pred.label_ids, np.argmax(logits, axis=1))}
+
+
+def load_for_training(cfg: Any, markers: tuple[str, ...], distilled: bool) -> tuple[Any, Any, dict[str, Any]]:
+    """(model, tokenizer, stance block) to fine-tune: the base checkpoint, a trained stance model to
+    adapt (``model.init_from``: its encoding block is kept) or a layer-dropped student."""
+    m, t = cfg.model, cfg.train
+    init_from = init_model_dir(m.get("init_from"))
+    model, tokenizer = load_transformer(init_from or m.name_or_path)
+    if m.get("layers"):  # a smaller student (model=minilm_l3)
+        model = keep_layers(model, list(m.layers))
+    input_format, max_length = _value(m.input_format), int(m.max_length)
+    base_model = m.name_or_path
+    if init_from:
+        # adaptation keeps the encoding the model was trained with: other markers or another input
+        # format would present the same rows differently from everything it learned
+        block = dict(getattr(model.config, "stance", None) or {})
+        input_format, max_length, markers = block["input_format"], int(block["max_length"]), tuple(block["markers"])
+        base_model = block.get("base_model", m.name_or_path)
+        log.info(
+            "model.init_from=%s: fine-tuning it (input %s, max_length %d, markers %s)",
+            init_from,
+            input_format,
+            max_length,
+            markers,
+        )
+    block = {
+        "input_format": input_format,
+        "max_length": max_length,
+        "markers": list(markers),
+        "base_model": base_model,
+        **({"init_from": init_from} if init_from else {}),
+        **({"layers_kept": [int(i) for i in m.layers]} if m.get("layers") else {}),
+        **({"distilled_from": _distill_teacher(t.distill_from)} if distilled else {}),
+    }
+    model.config.stance = block
+    return model, tokenizer, block
+
+
+def training_arguments(cfg: Any, ckpt: Path, strategy: str, weighted_rows: bool) -> Any:
+    """The Trainer's arguments from ``cfg.train`` (checkpoints in ``ckpt``, removed by the caller)."""
+    from transformers import TrainingArguments
+
+    t = cfg.train
+    return TrainingArguments(
+        output_dir=str(ckpt),
+        num_train_epochs=float(t.epochs),
+        max_steps=int(t.max_steps),
+        per_device_train_batch_size=int(t.batch_size),
+        per_device_eval_batch_size=int(t.eval_batch_size),
+        gradient_accumulation_steps=int(t.gradient_accumulation_steps),
+        learning_rate=float(t.learning_rate),
+        weight_decay=float(t.weight_decay),
+        warmup_steps=float(t.warmup_ratio),  # a float in [0, 1) is a ratio of the total steps
+        lr_scheduler_type=t.lr_scheduler,
+        eval_strategy=strategy,
+        save_strategy=strategy,
+        eval_steps=t.eval_steps or None,
+        save_steps=t.eval_steps or 500,  # used only with eval_steps (strategy "steps"); 500 is the default
+        save_total_limit=1,  # the best checkpoint is always kept with load_best_model_at_end
+        save_only_model=True,  # no optimizer state: 1/3 of the disk and time per checkpoint
+        load_best_model_at_end=strategy != "no",
+        metric_for_best_model="macro_f1",
+        greater_is_better=True,
+        logging_strategy="steps",
+        logging_steps=int(t.logging_steps),
+        train_sampling_strategy="group_by_length" if t.group_by_length else "random",
+        # per-row weights reach compute_loss only if the Trainer keeps the column
+        remove_unused_columns=not weighted_rows,
+        seed=int(cfg.seed),
+        data_seed=int(cfg.seed),
+        use_cpu=not _has_accelerator(),
+        report_to="none",
+        disable_tqdm=False,
+        dataloader_num_workers=0,
+    )
+
+
+def _train_info(state: Any, result: Any, train_s: float, n_rows: int, t: Any, limit: Any) -> dict[str, Any]:
+    """What run.json records of the training loop: time, steps, speed, the validation history."""
+    seen = state.global_step * int(t.batch_size) * int(t.gradient_accumulation_steps)
+    return {
+        "train_seconds": round(train_s, 2),
+        "steps": int(state.global_step),
+        "epochs_run": round(float(state.epoch or 0), 3),
+        "train_examples_per_s": round(min(seen, n_rows * math.ceil(state.epoch or 1)) / train_s, 2)
+        if train_s > 0
+        else None,
+        "trainer_samples_per_second": result.metrics.get("train_samples_per_second"),
+        "best_validation_macro_f1": state.best_metric,
+        "best_checkpoint_step": _step_of(state.best_model_checkpoint),
+        "stopped_by_time_limit": bool(limit is not None and limit.hit),
+        "validation_history": [
+            {"step": h["step"], "epoch": round(h["epoch"], 3), "macro_f1": h["eval_macro_f1"]}
+            for h in state.log_history
+            if "eval_macro_f1" in h
+        ],
+    }
+
+
+def fit_transformer(
+    cfg: Any,
+    train_rows: Any,
+    valid_rows: Any | None,
+    work_dir: str | Path,
+) -> tuple[Any, dict[str, Any]]:
+    """Fine-tune ``cfg.model`` on ``train_rows`` (Datasets in the row schema).
+
+    With ``valid_rows``: evaluate each epoch (or ``train.eval_steps``), stop early on validation
+    macro-F1 and keep the best checkpoint; without: train the full budget. Checkpoints go to a
+    temporary folder under ``work_dir``, removed afterwards. Returns (TransformerClassifier, info).
+    """
+    from transformers import DataCollatorWithPadding, EarlyStoppingCallback
+    from transformers.trainer_callback import ProgressCallback
+
+    m, t = cfg.model, cfg.train
+    check_input_format(m.input_format)
+    markers = tuple(m.markers)
+    if len(markers) != 2 or not all(str(x).strip() for x in markers):
+        raise StanceError(f"model.markers must be two non-empty strings, got {list(markers)}")
+    import transformers
+
+    transformers.set_seed(int(cfg.seed))  # the new classifier head's initialisation
+    distill = check_distill(cfg)
+    if distill is not None:  # the teacher's soft labels, computed once through the prediction engine
+        train_rows = add_soft_labels(train_rows, _distill_teacher(t.distill_from), distill[1], int(t.eval_batch_size))
+    model, tokenizer, block = load_for_training(cfg, markers, distill is not None)
+    enc = dict(input_format=block["input_format"], max_length=block["max_length"], markers=tuple(block["markers"]))
+    train_ds = encode_dataset(train_rows, tokenizer, **enc)
+    valid_ds = encode_dataset(valid_rows, tokenizer, **enc) if valid_rows is not None and len(valid_rows) else None
+
+    ckpt = Path(tempfile.mkdtemp(prefix=".checkpoints-", dir=work_dir))
+    strategy = "no" if valid_ds is None else ("steps" if t.eval_steps > 0 else "epoch")
+    args = training_arguments(
+        cfg, ckpt, strategy, weighted_rows=bool({"sample_weight", SOFT_LABELS} & set(train_ds.column_names))
+    )
+    weights = class_weights(train_rows["label"]) if t.class_weights else None
+    trainer_cls = _weighted_trainer(weights, float(t.label_smoothing), distill)
+    callbacks = (
+        [EarlyStoppingCallback(early_stopping_patience=int(t.early_stopping_patience))] if valid_ds is not None else []
+    )
+    trainer = trainer_cls(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=valid_ds,
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=_eval_metric,
+        callbacks=callbacks,
+    )
+    limit = _time_limit(float(t.time_limit_minutes)) if t.time_limit_minutes and t.time_limit_minutes > 0 else None
+    if limit is not None:
+        trainer.add_callback(limit)
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(_concise_progress())
+    t0 = time.perf_counter()
+    try:
+        result = trainer.train()
+    finally:
+        shutil.rmtree(ckpt, ignore_errors=True)
+    train_s = time.perf_counter() - t0
+    info = _train_info(trainer.state, result, train_s, len(train_ds), t, limit)
+    model = trainer.model.to("cpu")
+    return TransformerClassifier(model, tokenizer, batch_size=int(t.eval_batch_size), **enc), info
+
+
+def _value(option: Any) -> str:
+    """An Enum config value as its string (plain strings pass through)."""
+    return str(getattr(option, "value", option))
+
+
+REQUIRED = "<required>"
+
+
+def init_model_dir(init_from: Any) -> str | None:
+    """``model.init_from`` as a saved stance model folder (a run dir means its ``model/``), or None.
+
+    One-line StanceError for a missing folder or a folder that is not a fine-tuned stance model
+    (a baseline, or a base checkpoint without the ``stance`` block and label maps)."""
+    if init_from is None or not str(init_from).strip():
+        return None
+    if str(init_from) == REQUIRED:  # a recipe's placeholder (OmegaConf ignores ??? when merging onto a default)
+        raise StanceError(
+            "model.init_from: missing (+experiment=adapt needs the trained model to start from: model.init_from=RUN/model)"
+        )
+    path = Path(str(init_from)).expanduser()
+    if (path / "model" / "config.json").is_file():
+        path = path / "model"
+    config = path / "config.json"
+    if not config.is_file():
+        raise StanceError(
+            f"model.init_from={init_from}: no config.json there (expected a stance.train run's model/ folder)"
+        )
+    if '"stance"' not in config.read_text(encoding="utf-8"):
+        raise StanceError(
+            f"model.init_from={init_from}: not a fine-tuned stance model (no 'stance' block in config.json); "
+            "use model.name_or_path for a base checkpoint"
+        )
+    return str(path)
+
+
+def _distill_teacher(distill_from: Any) -> str:
+    """``train.distill_from`` as the teacher's model folder (a run dir means its ``model/``)."""
+    if str(distill_from) == REQUIRED:
+        raise StanceError(
+            "train.distill_from: missing (+experiment=distill needs the teacher: train.distill_from=RUN/model)"
+        )
+    path = init_model_dir(distill_from)
+    assert path is not None  # distill_from is set (check_distill)
+    return path
+
+
+def _step_of(checkpoint: str | None) -> int | None:
+    if not checkpoint:
+        return None
+    try:
+        return int(str(checkpoint).rstrip("/").rsplit("-", 1)[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
