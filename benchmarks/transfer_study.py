@@ -58,6 +58,12 @@ CV_EVALS = ("seed_cv_adapt",)
 AFTER_ADAPT = {"dev_rw_stance_after_adapt": "dev_rw_stance", "dev_mt_stance_after_adapt": "dev_mt_stance"}
 
 
+def quote(value: object) -> str:
+    from stance.config import quote_override
+
+    return quote_override(value)
+
+
 def compose(*overrides: str) -> Any:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
@@ -133,7 +139,9 @@ def adapted_model(base: Path, seed: int, threads: list[str], work: Path) -> Path
 
     run = work / f"adapted-{base.parent.parent.name}-seed{seed}"
     if not (run / "model" / "config.json").is_file():
-        run_training(compose("+experiment=adapt", f"model.init_from={base}", f"seed={seed}", *threads), output_dir=run)
+        run_training(
+            compose("+experiment=adapt", f"model.init_from={quote(base)}", f"seed={seed}", *threads), output_dir=run
+        )
     return run / "model"
 
 
@@ -192,7 +200,7 @@ def main() -> None:
         t0 = time.perf_counter()
         if ev in CV_EVALS:
             if model is not None:
-                overrides = ["+experiment=adapt", f"model.init_from={model}", f"seed={seed}", *threads]
+                overrides = ["+experiment=adapt", f"model.init_from={quote(model)}", f"seed={seed}", *threads]
             elif recipe == "tfidf":
                 overrides = ["model=tfidf_lr", f"seed={seed}", *threads]
             else:

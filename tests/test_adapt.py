@@ -189,3 +189,11 @@ def test_row_weights_in_the_loss():
         assert torch.isclose(loss(w, [1.0, 1.0, 1.0]), loss(w, None))
     per_row = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
     assert torch.isclose(loss(None, [1.0, 0.0, 0.0]), per_row[0])
+
+
+def test_paths_with_equals_signs_survive_as_overrides():
+    """Run folders are named seed=N: a path override must be quoted (a bug of the transfer study)."""
+    from stance.config import quote_override
+
+    path = "/runs/news/seed=1/it's here,too/model"
+    assert cfg("+experiment=adapt", f"model.init_from={quote_override(path)}").model.init_from == path

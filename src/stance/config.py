@@ -486,3 +486,9 @@ def to_container(cfg: Any) -> dict[str, Any]:
 
 
 register()
+
+
+def quote_override(value: object) -> str:
+    """A value (a path) as a quoted Hydra override value: ``=``, ``,``, spaces or brackets in it
+    (run folders are named ``seed=1``) would otherwise break the override's parse."""
+    return "'" + str(value).replace("'", "\\'") + "'"

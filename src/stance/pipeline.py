@@ -37,6 +37,7 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from stance.config import CONFIG_DIR, to_container
+from stance.config import quote_override as quote
 from stance.data.dataset import ensure_dataset
 from stance.data.download import AUTO, resolve_source
 from stance.errors import StanceError, config_error_line
@@ -105,7 +106,7 @@ def run_pipeline(
         _step(2, "training the general news-stance model (+experiment=news)", t0)
         base = train_or_reuse(_compose("train", ["+experiment=news", *common]), out / "news")
         _step(3, "adapting it to the seed labels (+experiment=adapt), with grouped 5-fold CV", t0)
-        adapt = ["+experiment=adapt", f"model.init_from={base}", "eval.cv_folds=5", *common]
+        adapt = ["+experiment=adapt", f"model.init_from={quote(base)}", "eval.cv_folds=5", *common]
     else:
         log.warning("!" * 78)
         log.warning("NewsMTSC is not available: %s", missing)
@@ -120,7 +121,12 @@ def run_pipeline(
     _step(4, f"scoring {inputs} with the adapted model", t0)
     score_cfg = _compose(
         "score",
-        [f"model_dir={model}", f"input.paths=[{inputs}]", f"output_dir={out / 'scored'}", f"score.threads={threads}"],
+        [
+            f"model_dir={quote(model)}",
+            f"input.paths=[{quote(inputs)}]",
+            f"output_dir={quote(out / 'scored')}",
+            f"score.threads={threads}",
+        ],
     )
     run_scoring(score_cfg)
     _step(5, "done", t0)
