@@ -320,3 +320,23 @@ def test_malformed_predictions_name_the_file_and_line(tmp_path: Path) -> None:
     (run / "predictions.jsonl").write_text("\n".join(lines) + "\n")
     with pytest.raises(StanceError, match=r"predictions\.jsonl:3: missing 'pred' \(needs example_id, label, pred\)$"):
         compare_runs([tmp_path], bootstrap=10)
+
+
+def test_plot_error_bars_are_the_bootstrap_ci_not_the_seed_spread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """comparison.png's error bars: the mean of each configuration's runs' bootstrap CI bounds."""
+    from stance.analysis import comparison
+
+    gold = gold_rows()
+    sweep = tmp_path / "sweep"
+    for seed, (lo, hi) in zip((1, 2), ((0.5, 0.7), (0.6, 0.8))):
+        run = make_run(sweep, ["model.input_format=markers"], seed, noisy(gold, 3 + seed))
+        metrics = json.loads((run / "metrics.json").read_text())
+        metrics.update(test_macro_f1_ci_low=lo, test_macro_f1_ci_high=hi)
+        (run / "metrics.json").write_text(json.dumps(metrics))
+    seen: dict = {}
+    monkeypatch.setattr(comparison, "plot_comparison", lambda *a, **kw: seen.update(kw))
+    comparison.write_comparison(comparison.compare_runs([sweep], bootstrap=0), tmp_path / "out")
+    assert seen["ci_low"] == [pytest.approx(0.55)] and seen["ci_high"] == [pytest.approx(0.75)]
+    assert "bootstrap 95% CI" in seen["title"]

@@ -389,6 +389,12 @@ def default_out(paths: Sequence[str | os.PathLike[str]]) -> Path:
     return Path(os.path.commonpath([str(Path(p).resolve()) for p in paths]))
 
 
+def _mean_bound(runs: list[Run], key: str) -> float:
+    """A configuration's CI bound: the mean of its runs' bootstrap bounds (NaN when none has one)."""
+    values = [r.metrics[key] for r in runs if key in r.metrics and r.metrics[key] == r.metrics[key]]
+    return float(np.mean(values)) if values else float("nan")
+
+
 def write_comparison(comp: Comparison, out: Path) -> list[Path]:
     """Write comparison.md / .csv / .png into ``out`` (atomically, via stance.io)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -408,12 +414,16 @@ def write_comparison(comp: Comparison, out: Path) -> list[Path]:
     write_text(out / "comparison.md", md + "\n")
     write_table(to_frame(comp, out), out / "comparison.csv")
     ranked = [r for r in comp.rows if r.rank]
+    metric = "test_macro_f1" if "test_macro_f1" in comp.metrics else comp.metric
     plot_comparison(
         [r.label for r in ranked],
-        [r.mean.get("test_macro_f1", r.mean[comp.metric]) for r in ranked],
-        [r.std.get("test_macro_f1", r.std[comp.metric]) for r in ranked],
+        [r.mean.get(metric, r.mean[comp.metric]) for r in ranked],
+        [r.std.get(metric, r.std[comp.metric]) for r in ranked],
         out / "comparison.png",
-        metric="test_macro_f1" if "test_macro_f1" in comp.metrics else comp.metric,
+        metric=metric,
         n_seeds=[len(r.runs) for r in ranked],
+        ci_low=[_mean_bound(r.runs, f"{metric}_ci_low") for r in ranked],
+        ci_high=[_mean_bound(r.runs, f"{metric}_ci_high") for r in ranked],
+        title=f"{metric}: mean over seeds; error bars: bootstrap 95% CI over the test rows (mean of the seeds' bounds)",
     )
     return [out / name for name in OUTPUT_NAMES]
