@@ -141,7 +141,8 @@ def main() -> None:
     from score_corpus import make_corpus
     from stance.modeling.encoding import format_example
     from stance.modeling.models import load_classifier
-    from stance.scoring.engine import input_spec, run_scoring
+    from stance.scoring.checks import input_spec
+    from stance.scoring.engine import run_scoring
     from stance.text.actors import ActorRegistry
     from stance.text.articles import iter_articles
     from stance.text.pairs import article_pairs

@@ -56,7 +56,7 @@ def test_low_confidence_warning_names_the_cause(tmp_path) -> None:
     import json
     from types import SimpleNamespace
 
-    from stance.scoring.engine import low_confidence_warning
+    from stance.scoring.checks import low_confidence_warning
 
     model_dir = tmp_path / "run" / "model"
     model_dir.mkdir(parents=True)

@@ -192,7 +192,7 @@ def test_empty_train_split_fails_and_is_recorded(toy, tmp_path):
 
 
 def test_bad_cv_folds(toy, tmp_path):
-    with pytest.raises(StanceError, match=r"eval.cv_folds must be 0 \(off\) or at least 2, got 1"):
+    with pytest.raises(StanceError, match=r"eval.cv_folds: must be 0 \(off\) or at least 2, got 1"):
         run_training(train_cfg("model=majority", "eval.cv_folds=1"), output_dir=tmp_path, data=toy)
 
 

@@ -71,6 +71,34 @@ def _fmt(x: float) -> str:
     return "n/a" if x != x else f"{x:.3f}"  # NaN-safe
 
 
+def _class_tables(metrics: Mapping[str, float], focus: str, gold: list[int], pred: list[int]) -> list[str]:
+    """The report's per-class scores and confusion matrix of the ``focus`` split (Markdown lines)."""
+    lines: list[str] = []
+    lines += [
+        "",
+        f"## {focus}: per class",
+        "",
+        "| label | precision | recall | F1 | support |",
+        "|---|---|---|---|---|",
+    ]
+    for label in LABELS:
+        lines.append(
+            f"| {label} | {_fmt(metrics[f'{focus}_{label}_precision'])} | {_fmt(metrics[f'{focus}_{label}_recall'])} | "
+            f"{_fmt(metrics[f'{focus}_{label}_f1'])} | {int(metrics[f'{focus}_{label}_support'])} |"
+        )
+    cm = confusion(gold, pred)
+    lines += [
+        "",
+        f"## {focus}: confusion matrix (rows gold, columns predicted)",
+        "",
+        "| | " + " | ".join(LABELS) + " |",
+    ]
+    lines.append("|---" * (len(LABELS) + 1) + "|")
+    for i, label in enumerate(LABELS):
+        lines.append(f"| {label} | " + " | ".join(str(int(v)) for v in cm[i]) + " |")
+    return lines
+
+
 def render_report(
     title: str,
     metrics: Mapping[str, float],
@@ -114,30 +142,9 @@ def render_report(
         ]
     if not preds:
         return "\n".join(lines) + "\n"
-    lines += [
-        "",
-        f"## {focus}: per class",
-        "",
-        "| label | precision | recall | F1 | support |",
-        "|---|---|---|---|---|",
-    ]
-    for label in LABELS:
-        lines.append(
-            f"| {label} | {_fmt(metrics[f'{focus}_{label}_precision'])} | {_fmt(metrics[f'{focus}_{label}_recall'])} | "
-            f"{_fmt(metrics[f'{focus}_{label}_f1'])} | {int(metrics[f'{focus}_{label}_support'])} |"
-        )
     gold = [LABELS.index(p["label"]) for p in preds]
     pred = [LABELS.index(p["pred"]) for p in preds]
-    cm = confusion(gold, pred)
-    lines += [
-        "",
-        f"## {focus}: confusion matrix (rows gold, columns predicted)",
-        "",
-        "| | " + " | ".join(LABELS) + " |",
-    ]
-    lines.append("|---" * (len(LABELS) + 1) + "|")
-    for i, label in enumerate(LABELS):
-        lines.append(f"| {label} | " + " | ".join(str(int(v)) for v in cm[i]) + " |")
+    lines += _class_tables(metrics, focus, gold, pred)
     actors = per_actor(gold, pred, [str(r.get("actor_id")) for r in rows])
     lines += [
         "",

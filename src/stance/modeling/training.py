@@ -225,7 +225,7 @@ def _cross_validate(cfg: Any, data: Any, out: Path) -> dict[str, float]:
     """``eval.cv_folds`` > 1: grouped CV over train + validation (never test), out-of-fold rows saved."""
     cv_k = int(cfg.eval.cv_folds)
     if cv_k == 1 or cv_k < 0:
-        raise StanceError(f"eval.cv_folds must be 0 (off) or at least 2, got {cv_k}")
+        raise StanceError(f"eval.cv_folds: must be 0 (off) or at least 2, got {cv_k}")
     if cv_k < 2:
         return {}
     pool_names = [s for s in ("train", "validation") if s in data]
