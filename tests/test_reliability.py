@@ -42,6 +42,13 @@ def cli(entry: str, *args: str, timeout: int = 300) -> subprocess.CompletedProce
     )
 
 
+def _interactive_signals() -> None:
+    """In the child: SIGINT as a terminal gives it. A command run in the background by a
+    non-interactive shell (CI) inherits SIGINT *ignored*, and Python then never raises
+    KeyboardInterrupt: the Ctrl-C test would pass or fail by how the suite was started."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_score(model: Path, inp: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
     args = [f"model_dir={model}", f"input={inp}", f"output_dir={out}", "score.threads=1", "score.bootstrap=50"]
     return subprocess.Popen(
@@ -51,6 +58,7 @@ def start_score(model: Path, inp: Path, out: Path, *extra: str) -> subprocess.Po
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_interactive_signals,
     )
 
 
