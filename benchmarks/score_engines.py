@@ -76,7 +76,8 @@ def run_one(engine: str, model: Path, corpus: Path, out: Path) -> dict:
     from hydra import compose, initialize_config_dir
 
     import stance.scoring.engine as score
-    from stance.config import CONFIG_DIR, input_shorthand
+    from stance.config import CONFIG_DIR
+    from stance.overrides import input_shorthand
 
     overrides = [f"model_dir={model}", f"input={corpus}", f"output_dir={out}", "score.threads=1", "score.bootstrap=200"]
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):

@@ -59,7 +59,7 @@ AFTER_ADAPT = {"dev_rw_stance_after_adapt": "dev_rw_stance", "dev_mt_stance_afte
 
 
 def quote(value: object) -> str:
-    from stance.config import quote_override
+    from stance.overrides import quote_override
 
     return quote_override(value)
 

@@ -193,7 +193,7 @@ def test_row_weights_in_the_loss():
 
 def test_paths_with_equals_signs_survive_as_overrides():
     """Run folders are named seed=N: a path override must be quoted (a bug of the transfer study)."""
-    from stance.config import quote_override
+    from stance.overrides import quote_override
 
     path = "/runs/news/seed=1/it's here,too/model"
     assert cfg("+experiment=adapt", f"model.init_from={quote_override(path)}").model.init_from == path

@@ -16,9 +16,9 @@ from hydra import compose, initialize_config_dir
 
 import stance.scoring.engine as score
 from conftest import CONFIG_DIR, REPO, SEED_DIR
-from stance.config import input_shorthand
 from stance.errors import StanceError
 from stance.labels import LABELS
+from stance.overrides import input_shorthand
 from stance.scoring.tables import bootstrap_net_ci
 
 SEED_FILE = SEED_DIR / "000_8c7c1d6cabef915e.txt"

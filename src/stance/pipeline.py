@@ -37,11 +37,11 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from stance.config import CONFIG_DIR, to_container
-from stance.config import quote_override as quote
 from stance.data.dataset import ensure_dataset
 from stance.data.download import AUTO, resolve_source
 from stance.errors import StanceError, config_error_line
 from stance.modeling.training import run_training
+from stance.overrides import quote_override as quote
 from stance.scoring.engine import run_scoring
 
 log = logging.getLogger("stance.pipeline")

@@ -16,8 +16,9 @@ from typing import Any
 import hydra
 from hydra.core.hydra_config import HydraConfig
 
-from stance.config import CONFIG_DIR, input_shorthand
+from stance.config import CONFIG_DIR
 from stance.errors import StanceError, reports_errors
+from stance.overrides import input_shorthand
 from stance.scoring.engine import run_scoring
 
 
