@@ -43,6 +43,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from stance.overrides import quote_override as quote  # noqa: E402  (light: no torch)
+
 EVALS = (
     "dev_rw_stance",
     "dev_mt_stance",
@@ -56,12 +58,6 @@ CV_EVALS = ("seed_cv_adapt",)
 # the general model after `make run`'s adaptation step (adapted on the seed's train split,
 # selected on its validation split): how much of the general skill adaptation costs
 AFTER_ADAPT = {"dev_rw_stance_after_adapt": "dev_rw_stance", "dev_mt_stance_after_adapt": "dev_mt_stance"}
-
-
-def quote(value: object) -> str:
-    from stance.overrides import quote_override
-
-    return quote_override(value)
 
 
 def compose(*overrides: str) -> Any:

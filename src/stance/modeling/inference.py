@@ -68,8 +68,9 @@ def predict_proba(
     """Class probabilities (rows x labels, float32) in the order of ``rows``.
 
     ``encoding``: ``input_format``, ``max_length``, ``markers`` and ``temperature`` (the saved
-    model's ``stance`` block; probabilities are ``softmax(logits / temperature)``, 1 if absent). Within each window the inputs are sorted by token length (stable) and batched with
-    padding to the longest in the batch only, so little compute goes to padding.
+    model's ``stance`` block; probabilities are ``softmax(logits / temperature)``, 1 if absent).
+    Within each window the inputs are sorted by token length (stable) and batched with padding to
+    the longest in the batch only, so little compute goes to padding.
     """
     import torch  # heavy: imported when a transformer predicts
 
@@ -85,20 +86,7 @@ def predict_proba(
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         for b0 in range(0, len(order), batch_size):
             idx = order[b0 : b0 + batch_size]
-            width = max(len(ids[i]) for i in idx)
-            # dynamic padding, built directly (tokenizer.pad is slow per batch)
-            batch = {
-                "input_ids": torch.full((len(idx), width), pad_id, dtype=torch.long),
-                "attention_mask": torch.zeros((len(idx), width), dtype=torch.long),
-            }
-            if types is not None:
-                batch["token_type_ids"] = torch.zeros((len(idx), width), dtype=torch.long)
-            for r, i in enumerate(idx):
-                n = len(ids[i])
-                batch["input_ids"][r, :n] = torch.tensor(ids[i], dtype=torch.long)
-                batch["attention_mask"][r, :n] = 1
-                if types is not None:
-                    batch["token_type_ids"][r, :n] = torch.tensor(types[i], dtype=torch.long)
+            batch = {k: torch.from_numpy(v) for k, v in pad_batch(ids, types, idx, pad_id).items()}
             probs[[w0 + i for i in idx]] = forward(model, batch, precision, session, temperature)
             if on_batch is not None:
                 on_batch(len(idx))
@@ -331,23 +319,31 @@ def quantize_onnx(
         prepared.unlink(missing_ok=True)
 
 
-def _numpy_batches(feats: Mapping[str, list[list[int]]], pad_id: int, batch_size: int) -> list[dict[str, np.ndarray]]:
-    """The encoded rows as padded int64 batches (input_ids, attention_mask, token_type_ids)."""
-    ids, types = feats["input_ids"], feats.get("token_type_ids")
-    out = []
-    for b0 in range(0, len(ids), batch_size):
-        chunk = range(b0, min(len(ids), b0 + batch_size))
-        width = max(len(ids[i]) for i in chunk)
-        batch = {
-            "input_ids": np.full((len(chunk), width), pad_id, dtype=np.int64),
-            "attention_mask": np.zeros((len(chunk), width), dtype=np.int64),
-        }
+def pad_batch(
+    ids: Sequence[Sequence[int]], types: Sequence[Sequence[int]] | None, idx: Sequence[int], pad_id: int
+) -> dict[str, np.ndarray]:
+    """Rows ``idx`` of the encoded inputs as one int64 batch padded to its longest row only
+    (dynamic padding, built directly: ``tokenizer.pad`` is slow per batch); ``token_type_ids``
+    when the tokenizer gives them."""
+    width = max(len(ids[i]) for i in idx)
+    batch = {
+        "input_ids": np.full((len(idx), width), pad_id, dtype=np.int64),
+        "attention_mask": np.zeros((len(idx), width), dtype=np.int64),
+    }
+    if types is not None:
+        batch["token_type_ids"] = np.zeros((len(idx), width), dtype=np.int64)
+    for r, i in enumerate(idx):
+        batch["input_ids"][r, : len(ids[i])] = ids[i]
+        batch["attention_mask"][r, : len(ids[i])] = 1
         if types is not None:
-            batch["token_type_ids"] = np.zeros((len(chunk), width), dtype=np.int64)
-        for r, i in enumerate(chunk):
-            batch["input_ids"][r, : len(ids[i])] = ids[i]
-            batch["attention_mask"][r, : len(ids[i])] = 1
-            if types is not None:
-                batch["token_type_ids"][r, : len(ids[i])] = types[i]
-        out.append(batch)
-    return out
+            batch["token_type_ids"][r, : len(ids[i])] = types[i]
+    return batch
+
+
+def _numpy_batches(feats: Mapping[str, list[list[int]]], pad_id: int, batch_size: int) -> list[dict[str, np.ndarray]]:
+    """The encoded rows in order as padded int64 batches (ONNX Runtime's calibration feed)."""
+    ids, types = feats["input_ids"], feats.get("token_type_ids")
+    return [
+        pad_batch(ids, types, range(b0, min(len(ids), b0 + batch_size)), pad_id)
+        for b0 in range(0, len(ids), batch_size)
+    ]

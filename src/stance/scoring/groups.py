@@ -10,7 +10,6 @@ refused rather than guessed (:func:`date_problem`, called per article while scor
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,7 +19,7 @@ import pyarrow.parquet as pq
 
 from stance.labels import LABELS
 from stance.scoring.state import ScoreState
-from stance.scoring.tables import bootstrap_net_ci
+from stance.scoring.tables import stance_summary
 
 MISSING_VALUE = "(missing)"
 _FREQ_NAMES = {"W": "week", "M": "month", "Q": "quarter"}
@@ -75,10 +74,6 @@ def grouped_table(arts: pd.DataFrame, key: str, reps: int, seed: int) -> pd.Data
     for (actor_id, value), g in arts.groupby(["actor_id", key], sort=False):
         n = g["n_sentences"].to_numpy()
         diff = (g["n_supportive"] - g["n_critical"]).to_numpy()
-        total = int(n.sum())
-        # seeded by (actor, value), not by position, so a cell's CI does not depend on the others
-        cell_seed = (seed * 1_000_003 + zlib.crc32(f"{actor_id}\0{value}".encode())) % 2**32
-        lo, hi = bootstrap_net_ci(n, diff, reps, seed=cell_seed)
         row: dict[str, Any] = {
             "actor_id": actor_id,
             "actor_name": g["actor_name"].iloc[0],
@@ -86,9 +81,7 @@ def grouped_table(arts: pd.DataFrame, key: str, reps: int, seed: int) -> pd.Data
             "n_articles": int(g["article_id"].nunique()),
         }
         row.update({c: int(g[c].sum()) for c in _COUNT_COLUMNS})
-        row.update({f"share_{lab}": row[f"n_{lab}"] / total for lab in LABELS})
-        row["net_stance"] = float(diff.sum() / total)
-        row["net_stance_ci_low"], row["net_stance_ci_high"] = lo, hi
+        row.update(stance_summary(row, n, diff, reps, seed, cell=f"{actor_id}\0{value}"))
         rows.append(row)
     cols = [
         "actor_id",

@@ -211,26 +211,38 @@ def _maybe_atomic(path: Path | None) -> Any:
     return atomic_path(path) if path is not None else contextlib.nullcontext()
 
 
+def stance_summary(
+    counts: dict[str, Any], n: np.ndarray, diff: np.ndarray, reps: int, seed: int, cell: str
+) -> dict[str, float]:
+    """Label shares, net stance and its bootstrap CI of one table cell (an actor, or an actor and a
+    group value): ``counts`` holds its ``n_<label>``, ``n``/``diff`` its articles' sentence counts
+    and supportive - critical counts. The CI is seeded by the cell's name, not its position, so a
+    cell's CI does not depend on the other cells."""
+    total = int(n.sum())
+    lo, hi = bootstrap_net_ci(n, diff, reps, seed=(seed * 1_000_003 + zlib.crc32(cell.encode())) % 2**32)
+    return {
+        **{f"share_{lab}": counts[f"n_{lab}"] / total for lab in LABELS},
+        "net_stance": float(diff.sum() / total),
+        "net_stance_ci_low": lo,
+        "net_stance_ci_high": hi,
+    }
+
+
 def _actor_table(per_actor: dict[str, dict[str, Any]], reps: int, seed: int) -> pd.DataFrame:
     """One row per actor over the corpus (most sentences first), with the bootstrap CI of net stance."""
     actor_rows = []
     for actor_id, acc in per_actor.items():
         n = np.concatenate(acc["n"])
         diff = np.concatenate(acc["diff"])
-        total = int(n.sum())
-        # seeded per actor (not by position) so an actor's CI does not depend on the others
-        lo, hi = bootstrap_net_ci(n, diff, reps, seed=(seed * 1_000_003 + zlib.crc32(actor_id.encode())) % 2**32)
         row: dict[str, Any] = {
             "actor_id": actor_id,
             "actor_name": acc["actor_name"],
             "n_articles": len(n),
-            "n_sentences": total,
+            "n_sentences": int(n.sum()),
         }
         row.update({f"n_{lab}": int(c) for lab, c in zip(LABELS, acc["counts"])})
         row["n_low_confidence"] = int(acc["counts"][-1])
-        row.update({f"share_{lab}": row[f"n_{lab}"] / total for lab in LABELS})
-        row["net_stance"] = float(diff.sum() / total)
-        row["net_stance_ci_low"], row["net_stance_ci_high"] = lo, hi
+        row.update(stance_summary(row, n, diff, reps, seed, cell=actor_id))
         actor_rows.append(row)
     actor_cols = [
         "actor_id",
