@@ -119,3 +119,12 @@ def make_toy_dataset(n: int = 60, seed: int = 0):
     a, b = int(n * 0.6), int(n * 0.8)
     parts = {"train": rows[:a], "validation": rows[a:b], "test": rows[b:]}
     return datasets.DatasetDict({k: datasets.Dataset.from_list(v, features=FEATURES) for k, v in parts.items()})
+
+
+def quick_train_cfg(*overrides: str):
+    """The train config as Hydra composes it (tests call plain functions, never ``@hydra.main``),
+    one thread and a short bootstrap."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose("train", overrides=["threads=1", "eval.bootstrap=20", *overrides])

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
-from conftest import CONFIG_DIR, make_tiny_model, make_toy_dataset
+from conftest import CONFIG_DIR, make_tiny_model, make_toy_dataset, quick_train_cfg
 from stance.errors import StanceError
 from stance.modeling.finetune import init_model_dir
 from stance.modeling.models import load_classifier
@@ -20,9 +19,7 @@ torch.set_num_threads(1)
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 
 
-def cfg(*overrides: str):
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose("train", overrides=["threads=1", "eval.bootstrap=20", *overrides])
+cfg = quick_train_cfg
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
-from conftest import CONFIG_DIR, make_toy_dataset
+from conftest import make_toy_dataset, quick_train_cfg
 from stance.errors import StanceError
 from stance.modeling.distill import SOFT_LABELS, add_soft_labels, build_student, distill_loss, keep_layers
 from stance.modeling.models import load_classifier
@@ -21,9 +20,7 @@ from stance.modeling.training import run_training
 torch.set_num_threads(1)
 
 
-def cfg(*overrides: str):
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose("train", overrides=["threads=1", "eval.bootstrap=20", *overrides])
+cfg = quick_train_cfg
 
 
 @pytest.fixture(scope="module")
