@@ -83,6 +83,50 @@ def test_soft_labels_are_the_engines_probabilities_at_the_temperature(teacher, t
     assert np.allclose(soft, clf.predict_proba(toy["train"].to_list()), atol=1e-6)
 
 
+def test_an_ensemble_of_teachers_gives_the_mean_of_their_softened_probabilities(teacher, toy, tmp_path):
+    # a second teacher: the first with its head changed, so the two disagree
+    other = build_student(teacher, [0, 1], tmp_path / "other")
+    clf = load_classifier(other)
+    with torch.no_grad():
+        clf.model.classifier.weight.mul_(-2.0)
+    from stance.modeling.models import save_model
+
+    save_model(clf, other)
+    rows = toy["train"]
+    soft = np.asarray(add_soft_labels(rows, [str(teacher), str(other)], temperature=2.0)[SOFT_LABELS])
+    one = np.asarray(add_soft_labels(rows, str(teacher), temperature=2.0)[SOFT_LABELS])
+    two = np.asarray(add_soft_labels(rows, str(other), temperature=2.0)[SOFT_LABELS])
+    assert not np.allclose(one, two, atol=1e-3)
+    assert np.allclose(soft, (one + two) / 2, atol=1e-6)
+
+
+def test_teacher_probabilities_are_cached_by_weights_and_rows(teacher, toy, tmp_path, monkeypatch):
+    import stance.modeling.distill as distill
+
+    cache = tmp_path / "cache"
+    first = np.asarray(add_soft_labels(toy["train"], str(teacher), 2.0, cache_dir=cache)[SOFT_LABELS])
+    assert len(list(cache.glob("*.npy"))) == 1
+
+    def no_teacher(*args, **kwargs):
+        raise AssertionError("the teacher ran again despite the cache")
+
+    monkeypatch.setattr(distill, "load_classifier", no_teacher)
+    again = np.asarray(add_soft_labels(toy["train"], str(teacher), 2.0, cache_dir=cache)[SOFT_LABELS])
+    assert np.array_equal(first, again)
+    # other rows are another key: the teacher must run
+    with pytest.raises(AssertionError, match="ran again"):
+        add_soft_labels(toy["test"], str(teacher), 2.0, cache_dir=cache)
+
+
+def test_distill_from_names_a_bad_teacher_in_one_line(tmp_path):
+    from stance.modeling.distill import teacher_dirs
+
+    with pytest.raises(StanceError, match=r"train.distill_from=.*nowhere: no config.json"):
+        teacher_dirs([str(tmp_path / "nowhere")])
+    with pytest.raises(StanceError, match="train.distill_from: empty"):
+        teacher_dirs([])
+
+
 def test_distill_loss_is_zero_only_for_the_teachers_distribution():
     logits = torch.tensor([[2.0, 0.0, -1.0]])
     same = torch.softmax(logits / 2, dim=-1)
@@ -108,7 +152,7 @@ def test_distillation_trains_a_student_on_soft_labels(teacher, toy, tmp_path):
     )
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     assert config["num_hidden_layers"] == 1
-    assert config["stance"]["distilled_from"] == str(teacher)
+    assert config["stance"]["distilled_from"] == [str(teacher)]
     assert config["stance"]["init_from"] == str(teacher) and config["stance"]["layers_kept"] == [0]
     assert json.loads((tmp_path / "run.json").read_text())["status"] == "completed"
     # the student's weights moved from the teacher's layer 0

@@ -137,6 +137,43 @@ def test_weighted_smoothed_loss_and_pair_input(tiny_model_dir, toy, tmp_path):
     assert load_classifier(tmp_path / "model").input_format == "pair"
 
 
+def test_layerwise_groups_decay_the_learning_rate_towards_the_embeddings():
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from stance.modeling.finetune import layerwise_groups
+
+    model = BertForSequenceClassification(
+        BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=3, num_attention_heads=2, intermediate_size=32)
+    )
+    groups = layerwise_groups(model, lr=1e-3, decay=0.5, weight_decay=0.01)
+    lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
+    wd_of = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
+    params = dict(model.named_parameters())
+    assert len(lr_of) == len(params)  # every parameter in exactly one group
+    assert lr_of[id(params["classifier.weight"])] == pytest.approx(1e-3)
+    assert lr_of[id(params["bert.encoder.layer.2.output.dense.weight"])] == pytest.approx(5e-4)
+    assert lr_of[id(params["bert.encoder.layer.0.output.dense.weight"])] == pytest.approx(1.25e-4)
+    assert lr_of[id(params["bert.embeddings.word_embeddings.weight"])] == pytest.approx(6.25e-5)
+    assert wd_of[id(params["bert.encoder.layer.0.output.dense.bias"])] == 0.0
+    assert wd_of[id(params["bert.encoder.layer.0.output.LayerNorm.weight"])] == 0.0
+    assert wd_of[id(params["bert.encoder.layer.0.output.dense.weight"])] == 0.01
+
+
+def test_layer_lr_decay_reaches_the_optimizer(tiny_model_dir, toy, tmp_path):
+    # a tiny decay all but freezes the embeddings while the head still trains; without it they move
+    key = "bert.embeddings.word_embeddings.weight"
+    base = load_classifier(tiny_model_dir).model.state_dict()[key]
+    for decay, moved in (("1e-4", False), ("1.0", True)):
+        out = tmp_path / decay
+        run_training(
+            tiny_cfg(tiny_model_dir, "train.max_steps=4", f"train.layer_lr_decay={decay}"), output_dir=out, data=toy
+        )
+        weights = load_classifier(out / "model").model.state_dict()[key]
+        assert (not torch.allclose(weights, base, atol=1e-6)) == moved, decay
+    with pytest.raises(StanceError, match="train.layer_lr_decay"):
+        run_training(tiny_cfg(tiny_model_dir, "train.layer_lr_decay=0"), output_dir=tmp_path / "bad", data=toy)
+
+
 def test_class_weights():
     assert class_weights([0, 0, 1, 2]) == pytest.approx([4 / 6, 4 / 3, 4 / 3])
     assert class_weights([0, 1]) == pytest.approx([1.0, 1.0, 0.0])

@@ -252,10 +252,14 @@ class TrainingConfig:
     group_by_length: bool = True
     # stop (after a last validation + checkpoint) once training has run this long; 0 = no limit
     time_limit_minutes: float = 0.0
-    # distillation (+experiment=distill): a trained stance model (RUN/model) whose probabilities on
-    # the train rows, softened by distill_temperature, are the targets; distill_alpha is their share
-    # of the loss (1: soft labels only; the rest is cross-entropy on the hard labels)
-    distill_from: Optional[str] = None
+    # layer-wise learning-rate decay: encoder layer i of L trains at learning_rate * decay**(L - i),
+    # the embeddings one step lower, the head at learning_rate (1.0 = off)
+    layer_lr_decay: float = 1.0
+    # distillation (+experiment=distill): a trained stance model (RUN/model), or a list of them (an
+    # ensemble: their probabilities are averaged), whose probabilities on the train rows, softened
+    # by distill_temperature, are the targets; distill_alpha is their share of the loss (1: soft
+    # labels only; the rest is cross-entropy on the hard labels)
+    distill_from: Any = None
     distill_alpha: float = 0.5
     distill_temperature: float = 2.0
 

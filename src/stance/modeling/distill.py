@@ -3,20 +3,34 @@
 * :func:`keep_layers` cuts a BERT-style classifier down to some of its encoder layers (``model.layers``,
   e.g. ``[0, 2, 4]`` of six: ``model=minilm_l3``), keeping its embeddings, classifier head, label maps
   and ``stance`` block; :func:`build_student` does it to a saved teacher and saves the student.
-* :func:`add_soft_labels` runs the teacher once over the train rows through the one prediction engine
-  (``TransformerClassifier.predict_proba``), softened by ``train.distill_temperature``, and stores the
-  probabilities as a ``soft_labels`` column; the Trainer's loss then mixes :func:`distill_loss`.
+* :func:`add_soft_labels` runs the teacher (or each teacher of an ensemble: ``train.distill_from`` as a
+  list) once over the train rows through the one prediction engine
+  (``TransformerClassifier.predict_proba``; cached by weights + rows), softens by
+  ``train.distill_temperature``, averages over teachers and stores the probabilities as a
+  ``soft_labels`` column; the Trainer's loss then mixes :func:`distill_loss`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from stance.errors import StanceError
-from stance.modeling.models import TransformerClassifier, load_classifier, load_transformer, save_model
+from stance.io import atomic_path
+from stance.labels import LABELS
+from stance.modeling.models import (
+    TransformerClassifier,
+    init_model_dir,
+    load_classifier,
+    load_transformer,
+    save_model,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,18 +79,75 @@ def build_student(teacher_dir: str | Path, layers: Sequence[int], out_dir: str |
     return Path(out_dir)
 
 
-def add_soft_labels(rows: Any, teacher_dir: str, temperature: float, batch_size: int = 64) -> Any:
-    """``rows`` (a Dataset) with a ``soft_labels`` column: the teacher's class probabilities at
-    ``temperature`` (it replaces the teacher's calibration temperature: the engine divides the
-    logits by it), computed once, in LABELS order."""
-    if not temperature > 0:
-        raise StanceError(f"train.distill_temperature must be positive, got {temperature}")
+def teacher_dirs(distill_from: Any) -> list[str]:
+    """``train.distill_from`` (one model folder, or a list of them: an ensemble) as model folders;
+    a run dir means its ``model/``. One-line StanceError for a missing or non-stance folder."""
+    items = [distill_from] if isinstance(distill_from, (str, Path)) else list(distill_from or [])
+    if not items:
+        raise StanceError("train.distill_from: empty (give a trained stance model folder, or a list of them)")
+    dirs = [init_model_dir(item, "train.distill_from") for item in items]
+    return [d for d in dirs if d is not None]
+
+
+def _rows_key(rows: Any) -> str:
+    """A digest of what the teacher sees of each row (text, target span, order)."""
+    digest = hashlib.sha256()
+    for column in ("example_id", "sentence", "actor_name", "mention_start", "mention_end"):
+        if column in rows.column_names:
+            digest.update(json.dumps(list(rows[column]), ensure_ascii=False).encode())
+    return digest.hexdigest()
+
+
+def _model_key(model_dir: str) -> str:
+    """A digest of a saved model's weights and config (a retrained teacher gets a new key)."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(model_dir).iterdir()):
+        if path.suffix in {".json", ".safetensors", ".bin"} and path.is_file():
+            digest.update(path.name.encode())
+            with path.open("rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+    return digest.hexdigest()
+
+
+def teacher_log_probs(rows: Any, teacher_dir: str, batch_size: int = 64, cache_dir: Path | None = None) -> Any:
+    """The teacher's log-probabilities at temperature 1 (the logits up to a per-row constant, so
+    softmax(log_p / T) = softmax(logits / T)); cached in ``cache_dir`` by weights + rows, because an
+    ensemble's teachers each take minutes on CPU and every seed of a sweep needs the same numbers."""
+    cache = None
+    if cache_dir is not None:
+        cache = Path(cache_dir) / f"{_model_key(teacher_dir)[:16]}-{_rows_key(rows)[:16]}.npy"
+        if cache.is_file():
+            log.info("distillation: teacher %s's probabilities from the cache %s", teacher_dir, cache)
+            return np.load(cache)
     teacher = load_classifier(teacher_dir, batch_size=batch_size)
     if getattr(teacher, "kind", "") != "transformer":
         raise StanceError(f"train.distill_from={teacher_dir}: the teacher must be a transformer model")
-    teacher.temperature = float(temperature)
-    log.info("distillation: teacher %s predicts %d train rows (temperature %g)", teacher_dir, len(rows), temperature)
-    probs = teacher.predict_proba(rows.to_list(), sort_window=None)
+    teacher.temperature = 1.0  # replaces the teacher's calibration temperature: T is applied below
+    log.info("distillation: teacher %s predicts %d train rows", teacher_dir, len(rows))
+    log_p = np.log(np.clip(teacher.predict_proba(rows.to_list(), sort_window=None), 1e-30, None))
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(cache) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, log_p)
+    return log_p
+
+
+def add_soft_labels(
+    rows: Any, teachers: str | Sequence[str], temperature: float, batch_size: int = 64, cache_dir: Path | None = None
+) -> Any:
+    """``rows`` (a Dataset) with a ``soft_labels`` column: the teachers' class probabilities at
+    ``temperature``, averaged over the teachers (an ensemble of seeds is a better teacher than
+    any one of them), in LABELS order."""
+    if not temperature > 0:
+        raise StanceError(f"train.distill_temperature must be positive, got {temperature}")
+    dirs = [teachers] if isinstance(teachers, str) else list(teachers)
+    probs = np.zeros((len(rows), len(LABELS)))
+    for teacher_dir in dirs:
+        z = teacher_log_probs(rows, teacher_dir, batch_size, cache_dir) / float(temperature)
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        probs += z / z.sum(axis=1, keepdims=True)
+    probs /= len(dirs)
     if SOFT_LABELS in rows.column_names:
         rows = rows.remove_columns(SOFT_LABELS)
     return rows.add_column(SOFT_LABELS, probs.astype(float).tolist())

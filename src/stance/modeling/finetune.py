@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -26,9 +27,17 @@ import numpy as np
 from stance.analysis.metrics import macro_f1
 from stance.errors import StanceError
 from stance.labels import LABELS
-from stance.modeling.distill import SOFT_LABELS, add_soft_labels, check_distill, distill_loss, keep_layers
+from stance.modeling.distill import (
+    SOFT_LABELS,
+    add_soft_labels,
+    check_distill,
+    distill_loss,
+    encoder_layers,
+    keep_layers,
+    teacher_dirs,
+)
 from stance.modeling.encoding import check_input_format, encode_dataset
-from stance.modeling.models import TransformerClassifier, load_transformer
+from stance.modeling.models import TransformerClassifier, init_model_dir, load_transformer
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +155,32 @@ def _weighted_trainer(weights: list[float] | None, smoothing: float, distill: tu
     return WeightedTrainer
 
 
+def layerwise_groups(model: Any, lr: float, decay: float, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW parameter groups with layer-wise learning-rate decay (Howard & Ruder 2018; Sun et al. 2019).
+
+    The head (pooler, classifier) trains at ``lr``, encoder layer i of L at ``lr * decay**(L - i)``
+    and the embeddings at ``lr * decay**(L + 1)``: the lower layers hold general language knowledge a
+    small stance corpus should move least. Biases and LayerNorm weights get no weight decay, as in
+    the Trainer's own grouping.
+    """
+    from transformers import Trainer
+
+    n_layers = len(encoder_layers(model))
+    no_decay = set(Trainer.get_decay_parameter_names(None, model))  # type: ignore[arg-type]
+    groups: dict[tuple[int, bool], dict[str, Any]] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        layer = re.search(r"encoder\.layer\.(\d+)\.", name)
+        depth = n_layers - int(layer.group(1)) if layer else (n_layers + 1 if "embeddings" in name else 0)
+        decays = name in no_decay
+        group = groups.setdefault(
+            (depth, decays), {"params": [], "lr": lr * decay**depth, "weight_decay": weight_decay if decays else 0.0}
+        )
+        group["params"].append(param)
+    return [groups[key] for key in sorted(groups)]
+
+
 def _eval_metric(pred: Any) -> dict[str, float]:
     logits = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
     return {"macro_f1": macro_f1(pred.label_ids, np.argmax(logits, axis=1))}
@@ -181,7 +216,7 @@ def load_for_training(cfg: Any, markers: tuple[str, ...], distilled: bool) -> tu
         "base_model": base_model,
         **({"init_from": init_from} if init_from else {}),
         **({"layers_kept": [int(i) for i in m.layers]} if m.get("layers") else {}),
-        **({"distilled_from": _distill_teacher(t.distill_from)} if distilled else {}),
+        **({"distilled_from": teacher_dirs(t.distill_from)} if distilled else {}),
     }
     model.config.stance = block
     return model, tokenizer, block
@@ -273,7 +308,10 @@ def fit_transformer(
     transformers.set_seed(int(cfg.seed))  # the new classifier head's initialisation
     distill = check_distill(cfg)
     if distill is not None:  # the teacher's soft labels, computed once through the prediction engine
-        train_rows = add_soft_labels(train_rows, _distill_teacher(t.distill_from), distill[1], int(t.eval_batch_size))
+        cache = Path(str(cfg.data.processed_dir)) / ".teacher-probs"
+        train_rows = add_soft_labels(
+            train_rows, teacher_dirs(t.distill_from), distill[1], int(t.eval_batch_size), cache_dir=cache
+        )
     model, tokenizer, block = load_for_training(cfg, markers, distill is not None)
     enc = dict(input_format=block["input_format"], max_length=block["max_length"], markers=tuple(block["markers"]))
     train_ds = encode_dataset(train_rows, tokenizer, **enc)
@@ -286,6 +324,13 @@ def fit_transformer(
     )
     weights = class_weights(train_rows["label"]) if t.class_weights else None
     trainer_cls = _weighted_trainer(weights, float(t.label_smoothing), distill)
+    optimizer = None
+    if float(t.layer_lr_decay) != 1.0:
+        from transformers import Trainer
+
+        opt_cls, opt_kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
+        groups = layerwise_groups(model, float(t.learning_rate), float(t.layer_lr_decay), float(t.weight_decay))
+        optimizer = (opt_cls, {**opt_kwargs, "params": groups})
     callbacks = (
         [EarlyStoppingCallback(early_stopping_patience=int(t.early_stopping_patience))] if valid_ds is not None else []
     )
@@ -298,6 +343,7 @@ def fit_transformer(
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=_eval_metric,
         callbacks=callbacks,
+        optimizer_cls_and_kwargs=optimizer,
     )
     limit = _time_limit(float(t.time_limit_minutes)) if t.time_limit_minutes and t.time_limit_minutes > 0 else None
     if limit is not None:
@@ -318,47 +364,6 @@ def fit_transformer(
 def _value(option: Any) -> str:
     """An Enum config value as its string (plain strings pass through)."""
     return str(getattr(option, "value", option))
-
-
-REQUIRED = "<required>"
-
-
-def init_model_dir(init_from: Any) -> str | None:
-    """``model.init_from`` as a saved stance model folder (a run dir means its ``model/``), or None.
-
-    One-line StanceError for a missing folder or a folder that is not a fine-tuned stance model
-    (a baseline, or a base checkpoint without the ``stance`` block and label maps)."""
-    if init_from is None or not str(init_from).strip():
-        return None
-    if str(init_from) == REQUIRED:  # a recipe's placeholder (OmegaConf ignores ??? when merging onto a default)
-        raise StanceError(
-            "model.init_from: missing (+experiment=adapt needs the trained model to start from: model.init_from=RUN/model)"
-        )
-    path = Path(str(init_from)).expanduser()
-    if (path / "model" / "config.json").is_file():
-        path = path / "model"
-    config = path / "config.json"
-    if not config.is_file():
-        raise StanceError(
-            f"model.init_from={init_from}: no config.json there (expected a stance.train run's model/ folder)"
-        )
-    if '"stance"' not in config.read_text(encoding="utf-8"):
-        raise StanceError(
-            f"model.init_from={init_from}: not a fine-tuned stance model (no 'stance' block in config.json); "
-            "use model.name_or_path for a base checkpoint"
-        )
-    return str(path)
-
-
-def _distill_teacher(distill_from: Any) -> str:
-    """``train.distill_from`` as the teacher's model folder (a run dir means its ``model/``)."""
-    if str(distill_from) == REQUIRED:
-        raise StanceError(
-            "train.distill_from: missing (+experiment=distill needs the teacher: train.distill_from=RUN/model)"
-        )
-    path = init_model_dir(distill_from)
-    assert path is not None  # distill_from is set (check_distill)
-    return path
 
 
 def _step_of(checkpoint: str | None) -> int | None:

@@ -406,3 +406,31 @@ def _torch_threads() -> int:
     import torch  # heavy: only asked when a transformer is loaded
 
     return int(torch.get_num_threads())
+
+
+REQUIRED = "<required>"
+
+
+def init_model_dir(init_from: Any, setting: str = "model.init_from") -> str | None:
+    """``model.init_from`` as a saved stance model folder (a run dir means its ``model/``), or None.
+
+    One-line StanceError for a missing folder or a folder that is not a fine-tuned stance model
+    (a baseline, or a base checkpoint without the ``stance`` block and label maps)."""
+    if init_from is None or not str(init_from).strip():
+        return None
+    if not isinstance(init_from, (str, Path)):
+        raise StanceError(f"{setting}: one model folder, got {type(init_from).__name__} {list(init_from)}")
+    if str(init_from) == REQUIRED:  # a recipe's placeholder (OmegaConf ignores ??? when merging onto a default)
+        raise StanceError(f"{setting}: missing (the recipe needs a trained stance model here: {setting}=RUN/model)")
+    path = Path(str(init_from)).expanduser()
+    if (path / "model" / "config.json").is_file():
+        path = path / "model"
+    config = path / "config.json"
+    if not config.is_file():
+        raise StanceError(f"{setting}={init_from}: no config.json there (expected a stance.train run's model/ folder)")
+    if '"stance"' not in config.read_text(encoding="utf-8"):
+        raise StanceError(
+            f"{setting}={init_from}: not a fine-tuned stance model (no 'stance' block in config.json); "
+            "use model.name_or_path for a base checkpoint"
+        )
+    return str(path)

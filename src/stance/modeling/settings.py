@@ -44,6 +44,8 @@ def check_training(cfg: Any) -> None:
     for key in ("warmup_ratio", "label_smoothing"):
         value = _number(getattr(t, key))
         _require(f"train.{key}", getattr(t, key), 0 <= value < 1, "in [0, 1)")
+    decay = _number(t.get("layer_lr_decay", 1.0))
+    _require("train.layer_lr_decay", t.get("layer_lr_decay"), 0 < decay <= 1, "in (0, 1] (1 = off)")
     folds = int(cfg.eval.cv_folds)
     _require("eval.cv_folds", folds, folds == 0 or folds >= 2, "0 (off) or at least 2")
     _require("eval.bootstrap", cfg.eval.bootstrap, int(cfg.eval.bootstrap) >= 0, "0 or more")
