@@ -20,6 +20,9 @@ writes them). For every recipe and seed this script scores, through the library'
 
 Baselines without a base model are scored by the same grouped CV: ``seed_only`` (MiniLM fine-tuned
 on the seed folds alone, the ``make quick`` recipe) and ``tfidf`` (TF-IDF + logistic regression).
+``--mixed-epochs N`` adds ``mixed``: ``+experiment=mixed`` (NewsMTSC relabelled + the seed folds,
+seed rows weighted 10x) trained from MiniLM for N epochs in every fold; its ``dev_*_stance`` rows
+are fold 1's model (trained on NewsMTSC + four fifths of the seed).
 
 Each (evaluation, recipe, seed) is written as a run folder (``metrics.json`` with ``test_*`` keys,
 ``predictions.jsonl``, ``run.json``, ``.hydra/overrides.yaml``) under ``--out/<evaluation>/``, so
@@ -108,7 +111,7 @@ def write_run(
     return metrics
 
 
-def cv_probs(overrides: list[str], rows: list[dict[str, Any]], work: Path) -> Any:
+def cv_probs(overrides: list[str], rows: list[dict[str, Any]], work: Path, on_fold: Any = None) -> Any:
     """Out-of-fold probabilities of grouped 5-fold CV over ``rows`` (the training code's run_cv)."""
     import datasets
 
@@ -120,7 +123,7 @@ def cv_probs(overrides: list[str], rows: list[dict[str, Any]], work: Path) -> An
     setup_runtime(int(cfg.seed), int(cfg.threads))
     ds = datasets.Dataset.from_list(rows, features=FEATURES)
     work.mkdir(parents=True, exist_ok=True)
-    _, oof = run_cv(cfg, ds, work)
+    _, oof = run_cv(cfg, ds, work, on_fold=on_fold)
     import numpy as np
 
     from stance.labels import LABELS
@@ -167,6 +170,9 @@ def main() -> None:
     ap.add_argument("--out", default=str(REPO / "bench-out" / "transfer"))
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--no-baselines", action="store_true")
+    ap.add_argument(
+        "--mixed-epochs", type=float, default=0, help="add the mixed recipe trained N epochs per fold (0: off)"
+    )
     a = ap.parse_args()
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -188,6 +194,8 @@ def main() -> None:
     if not a.no_baselines:
         jobs += [("seed_only", s, "seed_cv_adapt", None) for s in a.seeds]
         jobs += [("tfidf", s, "seed_cv_adapt", None) for s in a.seeds]
+    if a.mixed_epochs > 0:
+        jobs += [("mixed", s, "seed_cv_adapt", None) for s in a.seeds]
     threads = [f"threads={a.threads}"] if a.threads else []
     for i, (recipe, seed, ev, model) in enumerate(jobs, 1):
         folder = out / ev / f"recipe={recipe}" / f"seed={seed}"
@@ -199,9 +207,19 @@ def main() -> None:
                 overrides = ["+experiment=adapt", f"model.init_from={quote(model)}", f"seed={seed}", *threads]
             elif recipe == "tfidf":
                 overrides = ["model=tfidf_lr", f"seed={seed}", *threads]
+            elif recipe == "mixed":
+                overrides = ["+experiment=mixed", f"train.epochs={a.mixed_epochs:g}", f"seed={seed}", *threads]
             else:
                 overrides = [f"seed={seed}", *threads]
-            probs = cv_probs(overrides, rows[ev], out / ".work")
+            fold_one = {}
+
+            def score_dev(i: int, clf: Any, keep: dict[str, Any] = fold_one, mixed: bool = recipe == "mixed") -> None:
+                if mixed and i == 0:  # the mixed model's general skill: fold 1's model
+                    keep.update({d: clf.predict_proba(rows[d], progress=False) for d in AFTER_ADAPT.values()})
+
+            probs = cv_probs(overrides, rows[ev], out / ".work", on_fold=score_dev)
+            for dev, dev_probs in fold_one.items():
+                write_run(out / dev / f"recipe={recipe}" / f"seed={seed}", recipe, seed, rows[dev], dev_probs, {})
         elif ev in AFTER_ADAPT:
             adapted = adapted_model(model, seed, threads, out / ".work")
             setup_runtime(seed, a.threads)

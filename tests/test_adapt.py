@@ -168,6 +168,44 @@ def test_mixed_recipe_adds_weighted_rows(tiny_model_dir, toy, tmp_path, monkeypa
         training.add_mix(cfg("+experiment=mixed", "mix.weight=0"), toy)
 
 
+def test_mixed_cross_validation_folds_only_the_runs_own_rows(tiny_model_dir, toy, tmp_path, monkeypatch):
+    """Bug: with +experiment=mixed eval.cv_folds=K the other corpus' rows were folded (and scored) with
+    the run's own. Now every fold trains on its own rows plus all the mixed rows (weighted) and holds
+    out only the run's own rows."""
+    from stance.modeling import training
+
+    extra = make_toy_dataset(30, seed=7)
+    monkeypatch.setattr(training, "ensure_dataset", lambda c: extra)
+    seen = []
+    real_fit = training.fit_model
+
+    def spy(c, train_rows, valid_rows, work_dir):
+        seen.append((len(train_rows), sorted(set(train_rows["sample_weight"]))))
+        return real_fit(c, train_rows, valid_rows, work_dir)
+
+    monkeypatch.setattr(training, "fit_model", spy)
+    run_training(
+        cfg(
+            "+experiment=mixed",
+            f"model.name_or_path={tiny_model_dir}",
+            "model.max_length=32",
+            "train.max_steps=1",
+            "train.batch_size=8",
+            "train.eval_steps=0",
+            "eval.cv_folds=3",
+        ),
+        output_dir=tmp_path,
+        data=toy,
+    )
+    own = len(toy["train"]) + len(toy["validation"])
+    oof = [json.loads(line) for line in (tmp_path / "cv_predictions.jsonl").read_text().splitlines()]
+    assert len(oof) == own  # only the run's own rows are held out and scored
+    folds = seen[:3]
+    assert sum(n - len(extra["train"]) for n, _ in folds) == 2 * own  # each own row trains in 2 of 3 folds
+    assert all(weights == [0.1, 1.0] for _, weights in folds)
+    assert seen[3][0] == len(toy["train"]) + len(extra["train"])  # the final model: own train + mixed
+
+
 def test_row_weights_in_the_loss():
     """Weights of 1 give the usual (class-weighted) mean; other weights change it as a weighted mean."""
     from types import SimpleNamespace

@@ -14,7 +14,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,12 +55,16 @@ def fit_model(cfg: Any, train_rows: Any, valid_rows: Any | None, work_dir: str |
     }
 
 
-def add_mix(cfg: Any, data: Any) -> Any:
-    """``data`` with ``cfg.mix.data``'s train rows added to its train split, every train row
-    weighted (own rows 1, added rows ``cfg.mix.weight``); validation and test stay ``data``'s own."""
+def mix_weight(cfg: Any) -> float:
+    """``mix.weight``, checked (a StanceError before any data is loaded)."""
     weight = float(cfg.mix.weight)
     if not weight > 0:
         raise StanceError(f"mix.weight must be positive, got {cfg.mix.weight}")
+    return weight
+
+
+def mix_rows(cfg: Any, own: Any) -> Any:
+    """``cfg.mix.data``'s train rows (built if absent) in the columns and features of ``own``."""
     mix_cfg = cfg.copy()
     with open_dict(mix_cfg):  # the mixed dataset replaces data whole (a merge would mix their files)
         mix_cfg.data = cfg.mix.data
@@ -70,16 +74,28 @@ def add_mix(cfg: Any, data: Any) -> Any:
             f"mix.data.name={cfg.mix.data.name!r} is this run's own dataset: give the mixed dataset its own name"
         )
     added = ensure_dataset(mix_cfg)["train"]
-    own = data["train"]
     common = [c for c in own.column_names if c in added.column_names]
-    added = added.select_columns(common).cast(own.select_columns(common).features)
+    return added.select_columns(common).cast(own.select_columns(common).features)
+
+
+def with_mix(own: Any, added: Any, weight: float) -> Any:
+    """``own`` train rows followed by ``added`` ones, with a ``sample_weight`` column (own rows 1)."""
+    common = list(added.column_names)
     merged = datasets.concatenate_datasets([own.select_columns(common), added])
-    merged = merged.add_column("sample_weight", [1.0] * len(own) + [weight] * len(added))
+    return merged.add_column("sample_weight", [1.0] * len(own) + [weight] * len(added))
+
+
+def add_mix(cfg: Any, data: Any) -> Any:
+    """``data`` with ``cfg.mix.data``'s train rows added to its train split, every train row
+    weighted (own rows 1, added rows ``cfg.mix.weight``); validation and test stay ``data``'s own."""
+    weight = mix_weight(cfg)
+    own = data["train"]
+    added = mix_rows(cfg, own)
     log.info(
         "mix: %d own train rows (weight 1) + %d rows of %s (weight %g)", len(own), len(added), cfg.mix.data.name, weight
     )
     out = datasets.DatasetDict(dict(data))
-    out["train"] = merged
+    out["train"] = with_mix(own, added, weight)
     return out
 
 
@@ -125,19 +141,29 @@ def cv_folds(rows: Any, k: int, seed: int) -> np.ndarray:
     return out
 
 
-def run_cv(cfg: Any, rows: Any, work_dir: Path) -> tuple[dict[str, float], list[dict[str, Any]]]:
+def run_cv(
+    cfg: Any, rows: Any, work_dir: Path, on_fold: Callable[[int, Any], None] | None = None
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Grouped K-fold CV over ``rows`` (train + validation; test is never used): each fold trains
     the full budget (no early stopping: the held-out fold is not peeked at) and predicts its held-out
-    rows. Returns (``cv_<metric>_mean``/``_std`` + pooled ``cv_oof_*``, out-of-fold predictions)."""
+    rows. ``on_fold(i, classifier)`` sees each fold's model (a benchmark scoring it elsewhere).
+    Returns (``cv_<metric>_mean``/``_std`` + pooled ``cv_oof_*``, out-of-fold predictions)."""
     k = int(cfg.eval.cv_folds)
     folds = cv_folds(rows, k, int(cfg.seed))
+    # mixed (+experiment=mixed): the other corpus joins every fold's training rows, never its held-out ones
+    added = mix_rows(cfg, rows) if cfg.get("mix") is not None else None
     per_fold: list[dict[str, float]] = []
     probs = np.zeros((len(rows), len(LABELS)), dtype=np.float32)
     for i in range(k):
         held = np.flatnonzero(folds == i)
         train_idx = np.flatnonzero(folds != i)
         log.info("CV fold %d/%d: %d train, %d held out", i + 1, k, len(train_idx), len(held))
-        clf, _ = fit_model(cfg, rows.select(train_idx), None, work_dir)
+        train = rows.select(train_idx)
+        if added is not None:
+            train = with_mix(train, added, mix_weight(cfg))
+        clf, _ = fit_model(cfg, train, None, work_dir)
+        if on_fold is not None:
+            on_fold(i, clf)
         held_rows = rows.select(held).to_list()
         m, p = evaluate_rows(clf, held_rows, prefix="", bootstrap=0, seed=cfg.seed)
         probs[held] = p
@@ -206,11 +232,12 @@ def run_training(cfg: Any, output_dir: str | Path | None = None, data: Any | Non
 
 
 def _load(cfg: Any, data: Any | None, record: dict[str, Any]) -> tuple[Any, list[str]]:
-    """The dataset (built if absent, mixed if configured), checked; (data, non-empty splits in order)."""
+    """The dataset (built if absent), checked; (data, non-empty splits in order). ``mix`` is added
+    later (:func:`add_mix`), after cross-validation, which mixes inside each fold."""
+    if cfg.get("mix") is not None:
+        mix_weight(cfg)
     if data is None:
         data = ensure_dataset(cfg)
-    if cfg.get("mix") is not None:
-        data = add_mix(cfg, data)
     where = f"dataset {cfg.data.name}"
     if "train" not in data or len(data["train"]) == 0:
         raise StanceError(f"{where}: no training examples (split 'train' is missing or empty)")
@@ -283,6 +310,9 @@ def _run(cfg: Any, out: Path, data: Any | None, record: dict[str, Any], t_start:
     if metrics:
         timings["cv_s"] = round(time.perf_counter() - t0, 2)
 
+    if cfg.get("mix") is not None:
+        data = add_mix(cfg, data)
+        record["counts"]["train"] = len(data["train"])
     t0 = time.perf_counter()
     classifier, info = fit_model(cfg, data["train"], data["validation"] if has_valid else None, out)
     timings["train_s"] = round(time.perf_counter() - t0, 2)
