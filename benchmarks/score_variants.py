@@ -137,7 +137,9 @@ def main() -> None:
     base += ["--batch-size", str(a.batch_size), "--limit", str(a.limit), "--one-limit", str(a.one_limit)]
     for v in ("pipeline-1", "pipeline-b", "fp32", "onnx-fp32", "onnx-int8", "student-fp32", "student-int8"):
         cache = tmp / ("cache-student" if v.startswith("student") else "cache")
-        out = subprocess.run([*base, "--variant", v, "--cache", str(cache)], capture_output=True, text=True, check=True)
+        out = subprocess.run([*base, "--variant", v, "--cache", str(cache)], capture_output=True, text=True)
+        if out.returncode:  # the variant's own error, not just "returned non-zero exit status"
+            raise SystemExit(f"variant {v} failed:\n{out.stderr.strip()[-2000:]}")
         results[v] = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"{v}: {results[v]['pairs_per_s']:.1f} pairs/s", flush=True)
     report(a, results, untrained)
