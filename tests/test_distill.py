@@ -100,6 +100,37 @@ def test_an_ensemble_of_teachers_gives_the_mean_of_their_softened_probabilities(
     assert np.allclose(soft, (one + two) / 2, atol=1e-6)
 
 
+def test_news_ensemble_recipe_trains_a_full_size_student_of_several_teachers(teacher, tiny_model_dir, toy, tmp_path):
+    second = tmp_path / "second"
+    run_training(
+        cfg(f"model.name_or_path={tiny_model_dir}", "model.max_length=32", "train.epochs=1", "seed=2"),
+        output_dir=second,
+        data=toy,
+    )
+    teachers = [str(teacher), str(second / "model")]
+    listed = "[" + ",".join(f'"{t}"' for t in teachers) + "]"
+    run_training(
+        cfg(
+            "+experiment=news_ensemble",
+            f"train.distill_from={listed}",
+            f"model.name_or_path={tiny_model_dir}",
+            "model.max_length=32",
+            "train.max_steps=2",
+            "train.batch_size=8",
+            "train.eval_steps=0",
+            f"data.processed_dir={tmp_path / 'processed'}",
+        ),
+        output_dir=tmp_path / "student",
+        data=toy,
+    )
+    config = json.loads((tmp_path / "student" / "model" / "config.json").read_text())
+    assert config["stance"]["distilled_from"] == teachers
+    assert len(list((tmp_path / "processed" / ".teacher-probs").glob("*.npy"))) == 2  # one cache file per teacher
+    assert "init_from" not in config["stance"] and config["num_hidden_layers"] == 2  # from the base, full size
+    with pytest.raises(StanceError, match="train.distill_from: missing"):
+        run_training(cfg("+experiment=news_ensemble"), output_dir=tmp_path / "none", data=toy)
+
+
 def test_teacher_probabilities_are_cached_by_weights_and_rows(teacher, toy, tmp_path, monkeypatch):
     import stance.modeling.distill as distill
 
@@ -146,6 +177,7 @@ def test_distillation_trains_a_student_on_soft_labels(teacher, toy, tmp_path):
             "train.batch_size=8",
             "train.eval_steps=0",
             "train.distill_alpha=0.7",
+            f"data.processed_dir={tmp_path / 'processed'}",  # the teacher cache stays out of the repository
         ),
         output_dir=tmp_path,
         data=toy,
