@@ -45,6 +45,10 @@ LEVERS: dict[str, tuple[list[str], str]] = {
         ["+experiment=distill", "train.distill_from={teachers}", "model.init_from={last}"],
         "3-layer student (layers 0, 2, 4 of the last teacher) of the ensemble, 2 epochs: the scoring student",
     ),
+    "ens_l3_4ep": (
+        ["+experiment=distill", "train.distill_from={teachers}", "model.init_from={last}", "train.epochs=4"],
+        "the same 3-layer student, 4 epochs",
+    ),
 }
 
 
