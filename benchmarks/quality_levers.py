@@ -37,6 +37,7 @@ from stance.overrides import quote_override as quote  # noqa: E402  (light: no t
 LEVERS: dict[str, tuple[list[str], str]] = {
     "news": ([], "the recipe: 3 epochs, lr 1e-4, batch 32, selected on dev_rw every half epoch"),
     "llrd": (["train.layer_lr_decay=0.85"], "layer-wise lr decay 0.85 (embeddings at 0.85^7 of the head's lr)"),
+    "news_5ep": (["train.epochs=5"], "a longer schedule: 5 epochs, the best half-epoch checkpoint kept"),
     "ens6": (
         ["train.distill_from={teachers}"],
         "6-layer student of the 3-seed ensemble (soft labels T=2, alpha 0.5), from MiniLM",
