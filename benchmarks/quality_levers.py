@@ -9,12 +9,12 @@ turn: two trainings on two cores slow each other several-fold). ``--baseline new
 ``DIR/seed=N`` runs of the plain recipe instead of training them; the ensemble levers distil the
 baseline's seeds (their training time is the teachers', counted separately).
 
-The table: macro-F1 on NewsMTSC dev_rw and dev_mt relabelled under the guideline (the runs'
-``validation`` / ``validation_mt``), dev_rw with NewsMTSC's own labels (comparable to the
-literature; scored here through the prediction engine), mean ± sd over seeds, training minutes
-per run, and ``stance.compare``'s paired bootstrap of each lever against the baseline on the
-relabelled dev_rw. Each run is copied as a small comparison folder (predictions, metrics, run
-record, ``.hydra/overrides.yaml`` naming the lever) under ``--out/compare``.
+Every run's model scores, through the prediction engine, the transfer study's sets
+(``benchmarks/transfer_study.py``): NewsMTSC dev_rw and dev_mt relabelled under the guideline,
+dev_rw with NewsMTSC's own labels (comparable to the literature) and the 204 seed pairs
+(zero-shot). Each (set, lever, seed) is written as a run folder under ``--out/compare/<set>/``,
+ranked by ``stance.compare``'s paired bootstrap; the summary is macro-F1 mean ± sd over seeds and
+training minutes per run (wall clock: they depend on what else ran on the machine).
 """
 
 from __future__ import annotations
@@ -72,32 +72,21 @@ def train(lever: str, seed: int, folder: Path, teachers: list[Path], threads: in
     subprocess.run(cmd, check=True, cwd=REPO)
 
 
-def newsmtsc_dev_rw(model_dir: Path, cache: dict[str, Any]) -> float:
-    """Macro-F1 on dev_rw with NewsMTSC's own labels (data/processed/newsmtsc, built if absent)."""
-    from stance.analysis.metrics import macro_f1
+EVALS = ("dev_rw_stance", "dev_mt_stance", "dev_rw_newsmtsc", "seed_zero_shot")
+
+
+def score_run(model_dir: Path, dest: Path, lever: str, seed: int, rows: dict[str, Any], minutes: float) -> None:
+    """Each evaluation set scored by the run's model through the prediction engine, written as a
+    run folder ``dest/<evaluation>/lever=<lever>/seed=<seed>`` that stance.compare reads."""
     from stance.modeling.models import load_classifier
+    from transfer_study import write_run
 
-    if "rows" not in cache:
-        from hydra import compose, initialize_config_dir
-
-        from stance.config import CONFIG_DIR
-        from stance.data.dataset import ensure_dataset
-
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            cfg = compose("train", overrides=["+experiment=news_sentiment"])
-        cache["rows"] = ensure_dataset(cfg)["validation"].to_list()
-    rows = cache["rows"]
-    probs = load_classifier(model_dir).predict_proba(rows, progress=False)
-    return macro_f1([int(r["label"]) for r in rows], probs.argmax(axis=1).tolist())
-
-
-def comparison_copy(src: Path, dest: Path, lever: str, seed: int) -> None:
-    """The files stance.compare reads, with overrides naming the lever (the runs' own differ in spelling)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in ("predictions.jsonl", "metrics.json", "run.json"):
-        shutil.copyfile(src / name, dest / name)
-    (dest / ".hydra").mkdir(exist_ok=True)
-    (dest / ".hydra" / "overrides.yaml").write_text(f"- lever={lever}\n- seed={seed}\n")
+    clf = load_classifier(model_dir)
+    for ev in EVALS:
+        probs = clf.predict_proba(rows[ev], progress=False)
+        folder = dest / ev / f"lever={lever}" / f"seed={seed}"
+        write_run(folder, lever, seed, rows[ev], probs, {"model": str(model_dir), "train_minutes": minutes})
+        (folder / ".hydra" / "overrides.yaml").write_text(f"- lever={lever}\n- seed={seed}\n")
 
 
 def main() -> None:
@@ -124,54 +113,47 @@ def main() -> None:
                 train(lever, seed, folder, teachers, a.threads)
 
     from stance.analysis.comparison import compare_runs, table, write_comparison
+    from stance.modeling.finetune import setup_runtime
+    from transfer_study import eval_rows
 
+    setup_runtime(0, a.threads)
+    rows = eval_rows()
     compare_dir = out / "compare"
     shutil.rmtree(compare_dir, ignore_errors=True)
-    extra: dict[str, dict[str, list[float]]] = {}
-    cache: dict[str, Any] = {}
+    minutes: dict[str, list[float]] = {}
     for lever in a.levers:
         for seed in base_seeds if lever == "news" else a.seeds:
             folder = run_dir(out, baseline, lever, seed)
-            comparison_copy(folder, compare_dir / f"lever={lever}" / f"seed={seed}", lever, seed)
             record = json.loads((folder / "run.json").read_text())
-            cell = extra.setdefault(lever, {"minutes": [], "newsmtsc": []})
-            cell["minutes"].append(float(record["training"]["train_seconds"]) / 60)
-            cell["newsmtsc"].append(newsmtsc_dev_rw(folder / "model", cache))
-    comp = compare_runs(
-        [compare_dir],
-        metric="validation_macro_f1",
-        metrics=["validation_macro_f1", "validation_mt_macro_f1"],
-    )
-    write_comparison(comp, compare_dir)
-    header, body = table(comp)
-    print("\n## stance.compare (relabelled dev_rw; paired bootstrap against the best)\n")
-    print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
-    for line in body:
-        print("| " + " | ".join(line) + " |")
+            m = float(record["training"]["train_seconds"]) / 60
+            minutes.setdefault(lever, []).append(m)
+            score_run(folder / "model", compare_dir, lever, seed, rows, round(m, 2))
 
     import numpy as np
 
-    def cell(values: list[float]) -> str:
-        v = [x for x in values if x == x]
+    summary: dict[str, dict[str, Any]] = {lever: {"train_minutes": minutes[lever]} for lever in a.levers}
+    for ev in EVALS:
+        comp = compare_runs([compare_dir / ev], metric="test_macro_f1", metrics=["test_macro_f1"])
+        write_comparison(comp, compare_dir / ev)
+        header, body = table(comp)
+        print(f"\n## {ev} (paired bootstrap against the best)\n")
+        print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+        for line in body:
+            print("| " + " | ".join(line) + " |")
+        for row in comp.rows:
+            if row.rank:
+                lever = row.runs[0].overrides.get("lever", "")
+                summary[lever][ev] = [r.metrics.get("test_macro_f1", float("nan")) for r in row.runs]
+
+    def cell(values: list[float] | None) -> str:
+        v = [x for x in values or [] if x == x]
         return f"{np.mean(v):.3f} ± {np.std(v, ddof=1):.3f}" if len(v) > 1 else (f"{v[0]:.3f}" if v else "–")
 
-    summary = {}
     print("\n## Levers: macro-F1 mean ± sd over seeds\n")
-    print(
-        "| lever | seeds | dev_rw (guideline) | dev_mt (guideline) | dev_rw (NewsMTSC labels) | train min/run | what |"
-    )
-    print("|---|---|---|---|---|---|---|")
-    for row in comp.rows:
-        if not row.rank:
-            continue
-        lever = row.runs[0].overrides.get("lever", "")
-        rw = [r.metrics.get("validation_macro_f1", float("nan")) for r in row.runs]
-        mt = [r.metrics.get("validation_mt_macro_f1", float("nan")) for r in row.runs]
-        summary[lever] = {"dev_rw": rw, "dev_mt": mt, **extra[lever], "seeds": row.seeds}
-        print(
-            f"| {lever} | {', '.join(row.seeds)} | {cell(rw)} | {cell(mt)} | {cell(extra[lever]['newsmtsc'])} "
-            f"| {np.mean(extra[lever]['minutes']):.1f} | {LEVERS[lever][1]} |"
-        )
+    print("| lever | " + " | ".join(EVALS) + " | train min/run | what |\n|---|" + "---|" * (len(EVALS) + 2))
+    for lever in a.levers:
+        cells = " | ".join(cell(summary[lever].get(ev)) for ev in EVALS)
+        print(f"| {lever} | {cells} | {np.mean(minutes[lever]):.1f} | {LEVERS[lever][1]} |")
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
