@@ -95,8 +95,8 @@ def score_run(model_dir: Path, dest: Path, lever: str, seed: int, rows: dict[str
     for ev in EVALS:
         probs = clf.predict_proba(rows[ev], progress=False)
         folder = dest / ev / f"lever={lever}" / f"seed={seed}"
-        write_run(folder, lever, seed, rows[ev], probs, {"model": str(model_dir), "train_minutes": minutes})
-        (folder / ".hydra" / "overrides.yaml").write_text(f"- lever={lever}\n- seed={seed}\n")
+        extra = {"model": str(model_dir), "train_minutes": minutes}
+        write_run(folder, lever, seed, rows[ev], probs, extra, key="lever")
 
 
 def main() -> None:
@@ -122,9 +122,8 @@ def main() -> None:
                     raise SystemExit(f"{folder}: no metrics.json (the --baseline run is missing)")
                 train(lever, seed, folder, teachers, a.threads)
 
-    from stance.analysis.comparison import compare_runs, table, write_comparison
     from stance.modeling.finetune import setup_runtime
-    from transfer_study import eval_rows
+    from transfer_study import eval_rows, rank_and_print
 
     setup_runtime(0, a.threads)
     rows = eval_rows()
@@ -143,13 +142,7 @@ def main() -> None:
 
     summary: dict[str, dict[str, Any]] = {lever: {"train_minutes": minutes[lever]} for lever in a.levers}
     for ev in EVALS:
-        comp = compare_runs([compare_dir / ev], metric="test_macro_f1", metrics=["test_macro_f1"])
-        write_comparison(comp, compare_dir / ev)
-        header, body = table(comp)
-        print(f"\n## {ev} (paired bootstrap against the best)\n")
-        print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
-        for line in body:
-            print("| " + " | ".join(line) + " |")
+        comp = rank_and_print(compare_dir / ev, ["test_macro_f1"], f"{ev} (paired bootstrap against the best)")
         for row in comp.rows:
             if row.rank:
                 lever = row.runs[0].overrides.get("lever", "")

@@ -93,8 +93,15 @@ def eval_rows() -> dict[str, list[dict[str, Any]]]:
 
 
 def write_run(
-    folder: Path, recipe: str, seed: int, rows: list[dict[str, Any]], probs: Any, extra: dict[str, Any]
+    folder: Path,
+    recipe: str,
+    seed: int,
+    rows: list[dict[str, Any]],
+    probs: Any,
+    extra: dict[str, Any],
+    key: str = "recipe",
 ) -> dict[str, float]:
+    """One scored evaluation as a run folder stance.compare reads; ``key=recipe`` names its row."""
     from stance.analysis.metrics import compute_metrics
     from stance.analysis.report import examples_hash, prediction_rows
     from stance.io import write_json, write_jsonl, write_text
@@ -103,12 +110,27 @@ def write_run(
     metrics = compute_metrics(y_true, probs.argmax(axis=1).tolist(), prefix="test", bootstrap=1000, seed=seed)
     write_jsonl(folder / "predictions.jsonl", prediction_rows(rows, probs))
     write_json(folder / "metrics.json", metrics)
-    write_text(folder / ".hydra" / "overrides.yaml", f"- recipe={recipe}\n- seed={seed}\n")
-    write_text(folder / ".hydra" / "config.yaml", f"recipe: {recipe}\nseed: {seed}\n")
+    write_text(folder / ".hydra" / "overrides.yaml", f"- {key}={recipe}\n- seed={seed}\n")
+    write_text(folder / ".hydra" / "config.yaml", f"{key}: {recipe}\nseed: {seed}\n")
     write_json(
         folder / "run.json", {"status": "completed", "seed": seed, "test_data_hash": examples_hash(rows), **extra}
     )
     return metrics
+
+
+def rank_and_print(folder: Path, metrics: list[str], title: str) -> Any:
+    """stance.compare over the run folders under ``folder`` (ranked by ``metrics[0]``, paired
+    bootstrap against the best): written beside them and printed as a markdown table."""
+    from stance.analysis.comparison import compare_runs, table, write_comparison
+
+    comp = compare_runs([folder], metric=metrics[0], metrics=metrics)
+    write_comparison(comp, folder)
+    header, body = table(comp)
+    print(f"\n## {title}\n")
+    print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+    for line in body:
+        print("| " + " | ".join(line) + " |")
+    return comp
 
 
 def cv_probs(overrides: list[str], rows: list[dict[str, Any]], work: Path, on_fold: Any = None) -> Any:
@@ -180,7 +202,6 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     log = logging.getLogger("transfer")
     log.setLevel(logging.INFO)
-    from stance.analysis.comparison import compare_runs, table, write_comparison
     from stance.modeling.finetune import setup_runtime
     from stance.modeling.models import load_classifier
 
@@ -250,15 +271,7 @@ def main() -> None:
     for ev in EVALS:
         if not (out / ev).is_dir():
             continue
-        comp = compare_runs(
-            [out / ev], metric="test_macro_f1", metrics=["test_macro_f1", "test_f1_pn", "test_accuracy"]
-        )
-        write_comparison(comp, out / ev)
-        header, body = table(comp)
-        print(f"\n## {ev}\n")
-        print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
-        for line in body:
-            print("| " + " | ".join(line) + " |")
+        comp = rank_and_print(out / ev, ["test_macro_f1", "test_f1_pn", "test_accuracy"], ev)
         for row in comp.rows:
             if row.rank:
                 summary.setdefault(row.label, {})[ev] = {

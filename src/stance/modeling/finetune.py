@@ -186,10 +186,13 @@ def _eval_metric(pred: Any) -> dict[str, float]:
     return {"macro_f1": macro_f1(pred.label_ids, np.argmax(logits, axis=1))}
 
 
-def load_for_training(cfg: Any, markers: tuple[str, ...], distilled: bool) -> tuple[Any, Any, dict[str, Any]]:
+def load_for_training(
+    cfg: Any, markers: tuple[str, ...], teachers: list[str] | None = None
+) -> tuple[Any, Any, dict[str, Any]]:
     """(model, tokenizer, stance block) to fine-tune: the base checkpoint, a trained stance model to
-    adapt (``model.init_from``: its encoding block is kept) or a layer-dropped student."""
-    m, t = cfg.model, cfg.train
+    adapt (``model.init_from``: its encoding block is kept) or a layer-dropped student; ``teachers``
+    (distillation) are recorded in the block."""
+    m = cfg.model
     init_from = init_model_dir(m.get("init_from"))
     model, tokenizer = load_transformer(init_from or m.name_or_path)
     if m.get("layers"):  # a smaller student (model=minilm_l3)
@@ -216,7 +219,7 @@ def load_for_training(cfg: Any, markers: tuple[str, ...], distilled: bool) -> tu
         "base_model": base_model,
         **({"init_from": init_from} if init_from else {}),
         **({"layers_kept": [int(i) for i in m.layers]} if m.get("layers") else {}),
-        **({"distilled_from": teacher_dirs(t.distill_from)} if distilled else {}),
+        **({"distilled_from": teachers} if teachers else {}),
     }
     model.config.stance = block
     return model, tokenizer, block
@@ -307,12 +310,11 @@ def fit_transformer(
 
     transformers.set_seed(int(cfg.seed))  # the new classifier head's initialisation
     distill = check_distill(cfg)
-    if distill is not None:  # the teacher's soft labels, computed once through the prediction engine
+    teachers = teacher_dirs(t.distill_from) if distill is not None else None
+    if distill is not None and teachers:  # the teachers' soft labels, computed once through the prediction engine
         cache = Path(str(cfg.data.processed_dir)) / ".teacher-probs"
-        train_rows = add_soft_labels(
-            train_rows, teacher_dirs(t.distill_from), distill[1], int(t.eval_batch_size), cache_dir=cache
-        )
-    model, tokenizer, block = load_for_training(cfg, markers, distill is not None)
+        train_rows = add_soft_labels(train_rows, teachers, distill[1], int(t.eval_batch_size), cache_dir=cache)
+    model, tokenizer, block = load_for_training(cfg, markers, teachers)
     enc = dict(input_format=block["input_format"], max_length=block["max_length"], markers=tuple(block["markers"]))
     train_ds = encode_dataset(train_rows, tokenizer, **enc)
     valid_ds = encode_dataset(valid_rows, tokenizer, **enc) if valid_rows is not None and len(valid_rows) else None

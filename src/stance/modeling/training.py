@@ -152,6 +152,7 @@ def run_cv(
     folds = cv_folds(rows, k, int(cfg.seed))
     # mixed (+experiment=mixed): the other corpus joins every fold's training rows, never its held-out ones
     added = mix_rows(cfg, rows) if cfg.get("mix") is not None else None
+    weight = mix_weight(cfg) if added is not None else 1.0
     per_fold: list[dict[str, float]] = []
     probs = np.zeros((len(rows), len(LABELS)), dtype=np.float32)
     for i in range(k):
@@ -160,7 +161,7 @@ def run_cv(
         log.info("CV fold %d/%d: %d train, %d held out", i + 1, k, len(train_idx), len(held))
         train = rows.select(train_idx)
         if added is not None:
-            train = with_mix(train, added, mix_weight(cfg))
+            train = with_mix(train, added, weight)
         clf, _ = fit_model(cfg, train, None, work_dir)
         if on_fold is not None:
             on_fold(i, clf)
