@@ -79,6 +79,11 @@ def test_newsmtsc_small_local_corpus(tmp_path, registry):
     assert train[1]["actor_name"] == "Jane Q. Doe" and train[1]["mention"] == "She"
     assert train[0]["article_id"] == "allsides_1_7" and train[0]["sentence_idx"] == 3
     assert (len(dd["validation"]), len(dd["validation_mt"])) == (1, 2)
+    # NewsMTSC-mt: each target of a sentence carries the sentence's other targets (model.other_markers)
+    assert [r["other_mentions"] for r in train] == [[]] * 4
+    putin, trump = dd["validation_mt"].to_list()
+    assert putin["other_mentions"] == [{"actor_id": "trump", "mention": "Trump", "start": 0, "end": 5}]
+    assert trump["other_mentions"] == [{"actor_id": "putin", "mention": "Putin", "start": 10, "end": 15}]
 
 
 @pytest.mark.parametrize(

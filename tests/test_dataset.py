@@ -309,6 +309,20 @@ def test_ensure_dataset_reuses_then_rebuilds(corpus, tmp_path, monkeypatch, capl
     assert rebuilt["test"]["example_id"] == load_built(tmp_path / "out")["test"]["example_id"]
 
 
+def test_a_dataset_built_by_older_code_is_rebuilt(corpus, tmp_path, caplog):
+    # the bug: rows built before corpus rows carried their co-targets were reused as current
+    cfg = corpus_cfg(corpus, tmp_path / "out")
+    ensure_dataset(cfg)
+    manifest = tmp_path / "out" / "manifest.json"
+    old = json.loads(manifest.read_text())
+    assert old["builder"] == dataset_mod.BUILDER
+    del old["builder"]  # as the code before the builder version wrote it
+    manifest.write_text(json.dumps(old))
+    ensure_dataset(cfg)
+    assert "built by an older version of stance (rows changed since): rebuilding" in caplog.text
+    assert json.loads(manifest.read_text())["builder"] == dataset_mod.BUILDER
+
+
 def test_meta_columns_are_string_columns(tmp_path):
     src = tmp_path / "a.jsonl"
     src.write_text(

@@ -41,6 +41,22 @@ def test_markers_wrap_the_target_only():
     assert other.text == "<< Biden >> met Trump after Trump spoke."
 
 
+def test_other_markers_wrap_the_other_mentions_apart_from_the_target():
+    row = row_for("Biden met Trump after Putin spoke.", "Trump", others=("Biden", "Putin"))
+    f = format_example(row, "markers", other_markers=("{", "}"))
+    assert f.text == "{ Biden } met << Trump >> after { Putin } spoke."
+    assert f.text[f.start : f.end] == "<< Trump >>"  # the window centres on the target, wherever it moved
+    assert format_example(row, "both", other_markers=("{", "}")).text == f.text
+    assert format_example(row, "pair", other_markers=("{", "}")).text == row["sentence"]  # no markers at all
+    # a mention overlapping the target, or an earlier other mention, or outside the sentence is left alone
+    row["other_mentions"] += [
+        {"actor_id": "t", "mention": "Trum", "start": 10, "end": 14},
+        {"actor_id": "b", "mention": "Bid", "start": 0, "end": 3},
+        {"actor_id": "z", "mention": "?", "start": 40, "end": 45},
+    ]
+    assert format_example(row, "markers", other_markers=("{", "}")).text == f.text
+
+
 def test_pair_and_both_formats():
     row = row_for("Biden met Trump.", "Trump")
     pair = format_example(row, "pair")

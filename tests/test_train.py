@@ -137,6 +137,23 @@ def test_weighted_smoothed_loss_and_pair_input(tiny_model_dir, toy, tmp_path):
     assert load_classifier(tmp_path / "model").input_format == "pair"
 
 
+def test_other_markers_are_saved_and_used_at_inference(tiny_model_dir, toy, tmp_path):
+    run_training(
+        tiny_cfg(tiny_model_dir, "train.max_steps=2", "model.other_markers=['{','}']"), output_dir=tmp_path, data=toy
+    )
+    clf = load_classifier(tmp_path / "model")
+    assert json.loads((tmp_path / "model" / "config.json").read_text())["stance"]["other_markers"] == ["{", "}"]
+    assert clf.encoding["other_markers"] == ("{", "}")
+    row = {
+        "example_id": "x", "sentence": "Trump met Putin.", "mention_start": 0, "mention_end": 5,
+        "other_mentions": [{"actor_id": "putin", "mention": "Putin", "start": 10, "end": 15}],
+    }  # fmt: skip
+    marked = clf.tokenizer.convert_ids_to_tokens(clf.encode([row])["input_ids"][0])
+    assert marked.count("{") == 1 and marked.count("}") == 1
+    with pytest.raises(StanceError, match=r"model.other_markers must be empty or two non-empty strings unlike"):
+        run_training(tiny_cfg(tiny_model_dir, "model.other_markers=['<<','>>']"), output_dir=tmp_path / "bad", data=toy)
+
+
 def test_layerwise_groups_decay_the_learning_rate_towards_the_embeddings():
     from transformers import BertConfig, BertForSequenceClassification
 

@@ -216,6 +216,9 @@ class ModelConfig:
     max_length: int = 128
     # markers/both: the strings put around the target mention (recorded in the saved model)
     markers: list[str] = field(default_factory=lambda: ["<<", ">>"])
+    # markers/both: the strings put around the sentence's other mentions (rows' other_mentions: other
+    # actors, other labelled targets of a corpus sentence); empty: they stay unmarked
+    other_markers: list[str] = field(default_factory=list)
     # tfidf_lr: characters of context either side of the mention used as extra features.
     context_chars: int = 60
     C: float = 1.0

@@ -1,7 +1,8 @@
 """External labelled corpora in the dataset row schema: NewsMTSC and generic CSV/JSONL files.
 
-Both keep labelled (sentence, target) rows as they come: no article cleaning or segmentation,
-``other_mentions`` empty. ``group`` is the normalised sentence (``stance.data.splits.loose_key``
+Both keep labelled (sentence, target) rows as they come: no article cleaning or segmentation;
+``other_mentions`` are the other labelled targets of the same sentence (NewsMTSC-mt sentences carry
+several: a model with ``model.other_markers`` marks them apart from the target). ``group`` is the normalised sentence (``stance.data.splits.loose_key``
 family) and ``fold`` a grouped, stratified k-fold assignment over all rows.
 """
 
@@ -11,6 +12,7 @@ import json
 import logging
 import re
 import unicodedata
+from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -116,6 +118,25 @@ def newsmtsc_row(rec: dict[str, Any], where: str, registry: Any) -> dict[str, An
     return corpus_row(ex_id, article_id, sentence_idx, sentence, (actor_id, actor_name), (mention, start, end), label)
 
 
+def add_co_targets(rows: list[dict[str, Any]]) -> None:
+    """Fill each row's ``other_mentions`` with the other labelled targets of its sentence (same
+    ``article_id`` and text; a span labelled twice counts once), in place."""
+    by_sentence: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_sentence[(row["article_id"], row["sentence"])].append(row)
+    for group in by_sentence.values():
+        if len(group) < 2:
+            continue
+        spans = {(r["mention_start"], r["mention_end"]): r for r in reversed(group)}  # the first row per span
+        for row in group:
+            here = (row["mention_start"], row["mention_end"])
+            row["other_mentions"] = [
+                {"actor_id": o["actor_id"], "mention": o["mention"], "start": s, "end": e}
+                for (s, e), o in sorted(spans.items())
+                if (s, e) != here
+            ]
+
+
 def json_lines(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for each non-blank line of a local JSONL file; StanceError
     ``file:line: ...`` for a line that is not a JSON object, for undecodable bytes or an empty file."""
@@ -174,6 +195,7 @@ def load_newsmtsc(data: Any, registry: Any) -> datasets.DatasetDict:
             )
         # row i is line i + 1: NewsMTSC files have no blank lines
         splits[split] = [newsmtsc_row(rec, f"{path}:{i + 1}", registry) for i, rec in enumerate(ds.to_list())]
+        add_co_targets(splits[split])  # before relabelling: a target without a stance label is still there
         log.info("%s: %d rows (%s)", path, len(splits[split]), split)
     if str(data.labels) != "corpus":
         labels = read_reference_labels(list(data.label_files), "newsmtsc")
@@ -293,6 +315,7 @@ def load_labelled(data: Any, registry: Any) -> datasets.DatasetDict:
         rows = [labelled_row(rec, where, data, registry, labels) for where, rec in labelled_records(path)]
         if not rows:
             raise StanceError(f"{path}: no rows")
+        add_co_targets(rows)
         per_file[split] = rows
         log.info("%s: %d rows", path, len(rows))
     if len(per_file) == 1:

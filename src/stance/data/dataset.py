@@ -4,7 +4,8 @@
 corpus's own splits) and a manifest; ``save_built`` writes both atomically to
 ``<data.processed_dir>/<data.name>/`` with ``preview.csv`` and, when some pairs have no label,
 ``unlabelled.csv`` (an annotation template). ``ensure_dataset`` reuses a built dataset whose
-manifest matches the config and inputs, and rebuilds otherwise. Rows follow
+manifest matches the config, the inputs and ``BUILDER`` (the row-building code's version), and rebuilds
+otherwise. Rows follow
 :mod:`stance.data.rows`; groups, splits and folds come from :mod:`stance.data.splits`.
 """
 
@@ -109,6 +110,11 @@ def read_annotations(paths: Iterable[str], registry: Any) -> Annotations:
 
 
 # --- building ----------------------------------------------------------------------------------
+# Raise when rows built from the same config and inputs change (a dataset built by older code is
+# then rebuilt, not reused): 2 = corpus rows carry their sentence's other labelled targets.
+BUILDER = 2
+
+
 @dataclass
 class BuildResult:
     dataset: datasets.DatasetDict
@@ -197,6 +203,7 @@ def _manifest(cfg: Any, dd: datasets.DatasetDict, extra: dict[str, Any]) -> dict
         **input_hashes(cfg),
         "columns": list(next(iter(dd.values())).column_names) if dd else [],
         "config": dataset_config(cfg),
+        "builder": BUILDER,
     }
 
 
@@ -385,6 +392,9 @@ def is_current(cfg: Any, path: str | Path) -> bool:
                 f"config python -m stance.build wrote), or rebuild it from this config with rebuild=true"
             )
         log.warning("%s was built from the same inputs with other settings: rebuilding", path)
+        return False
+    if manifest.get("builder", 1) != BUILDER:
+        log.warning("%s was built by an older version of stance (rows changed since): rebuilding", path)
         return False
     hashes = input_hashes(cfg)
     if manifest.get("inputs") != hashes["inputs"] or manifest.get("annotations") != hashes["annotations"]:

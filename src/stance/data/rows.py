@@ -77,7 +77,8 @@ def corpus_row(
     span: tuple[str, int, int],
     label: str,
 ) -> dict[str, Any]:
-    """A row of an external corpus: one labelled (sentence, target), ``other_mentions`` empty.
+    """A row of an external corpus: one labelled (sentence, target), ``other_mentions`` empty (the
+    loader fills them with the sentence's other labelled targets).
 
     ``actor`` is (actor_id, actor_name); ``span`` is (mention, start, end) in ``sentence``.
     """

@@ -3,8 +3,10 @@
 Three formats (``model.input_format``):
 
 * ``markers``: the target mention is wrapped in place with marker strings
-  (``"... said << Trump >> on Monday"``); other actors' mentions stay unmarked, so the model
-  learns stance toward the marked span only (several actors in one sentence give different inputs);
+  (``"... said << Trump >> on Monday"``), so the model learns stance toward the marked span only
+  (several actors in one sentence give different inputs). Other actors' mentions stay unmarked,
+  unless the model has ``other_markers``: then they are wrapped in those
+  (``"<< Trump >> told { Putin } ..."``), so the model sees who else the sentence is about;
 * ``pair``: (sentence, actor name) as a BERT sentence pair (the SPC-BERT set-up of NewsMTSC);
 * ``both``: the marked sentence paired with the actor name.
 
@@ -54,16 +56,30 @@ def check_input_format(input_format: str) -> str:
     return input_format
 
 
+def _other_spans(row: Mapping[str, Any], start: int, end: int, length: int) -> list[tuple[int, int]]:
+    """The row's ``other_mentions`` as sorted character spans, without those overlapping the target
+    or an earlier one (nested mentions cannot both be wrapped) or falling outside the sentence."""
+    spans: list[tuple[int, int]] = []
+    for om in sorted(_field(row, "other_mentions", []), key=lambda om: (int(om["start"]), -int(om["end"]))):
+        s, e = int(om["start"]), int(om["end"])
+        if not 0 <= s < e <= length or (s < end and e > start) or (spans and s < spans[-1][1]):
+            continue
+        spans.append((s, e))
+    return spans
+
+
 def format_example(
     row: Mapping[str, Any],
     input_format: str = "markers",
     markers: Sequence[str] = DEFAULT_MARKERS,
+    other_markers: Sequence[str] = (),
 ) -> Formatted:
     """Turn one dataset row (sentence, mention_start/end, actor_name ...) into model text.
 
     The span ``mention_start:mention_end`` of ``sentence`` is the target; for ``markers``/``both``
-    it is wrapped as ``"<< mention >>"``. The pair segment is the actor's display name (the mention
-    when the row has no name).
+    it is wrapped as ``"<< mention >>"`` and, given ``other_markers``, each of ``other_mentions`` as
+    ``"{ mention }"``. The pair segment is the actor's display name (the mention when the row has no
+    name).
     """
     check_input_format(input_format)
     sentence = str(_field(row, "sentence", ""))
@@ -81,8 +97,19 @@ def format_example(
         return Formatted(sentence, pair, start, end)
     open_, close = markers
     # Spaces around the markers keep them separate tokens whatever the mention's neighbours are.
-    marked = f"{sentence[:start]}{open_} {sentence[start:end]} {close}{sentence[end:]}"
-    return Formatted(marked, pair, start, end + len(open_) + len(close) + 2)
+    wraps = [(start, end, open_, close)]
+    if other_markers:
+        wraps += [(s, e, other_markers[0], other_markers[1]) for s, e in _other_spans(row, start, end, len(sentence))]
+    parts, done, target = [], 0, (0, 0)
+    for s, e, o, c in sorted(wraps):
+        parts.append(sentence[done:s])
+        at = sum(len(p) for p in parts)
+        parts.append(f"{o} {sentence[s:e]} {c}")
+        if s == start and o == open_:
+            target = (at, at + len(parts[-1]))
+        done = e
+    parts.append(sentence[done:])
+    return Formatted("".join(parts), pair, *target)
 
 
 def _window_text(
@@ -124,6 +151,7 @@ def encode(
     input_format: str = "markers",
     max_length: int = 128,
     markers: Sequence[str] = DEFAULT_MARKERS,
+    other_markers: Sequence[str] = (),
 ) -> dict[str, list[list[int]]]:
     """Tokenize rows (a ``datasets.Dataset``, a dict of columns or dicts) into model features.
 
@@ -136,7 +164,7 @@ def encode(
     if isinstance(rows, Mapping):  # a batch of columns, as in Dataset.map(batched=True)
         keys = list(rows)
         rows = [dict(zip(keys, values)) for values in zip(*(rows[k] for k in keys))]
-    formatted = [format_example(row, input_format, markers) for row in rows]
+    formatted = [format_example(row, input_format, markers, other_markers) for row in rows]
     if not formatted:
         return {"input_ids": [], "attention_mask": []}
     texts = [f.text for f in formatted]
@@ -170,11 +198,12 @@ def encode_dataset(
     max_length: int = 128,
     markers: Sequence[str] = DEFAULT_MARKERS,
     with_labels: bool = True,
+    other_markers: Sequence[str] = (),
 ) -> Any:
     """``encode`` over a ``datasets.Dataset``: a new Dataset of features (+ ``labels``), same order."""
 
     def fn(batch: dict[str, list[Any]]) -> dict[str, Any]:
-        feats = encode(tokenizer, batch, input_format, max_length, markers)
+        feats = encode(tokenizer, batch, input_format, max_length, markers, other_markers)
         if with_labels:
             feats["labels"] = list(batch["label"])
         if "sample_weight" in batch:  # per-row loss weights (mixed datasets)

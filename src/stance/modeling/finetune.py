@@ -186,8 +186,21 @@ def _eval_metric(pred: Any) -> dict[str, float]:
     return {"macro_f1": macro_f1(pred.label_ids, np.argmax(logits, axis=1))}
 
 
+def check_markers(m: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(model.markers, model.other_markers), or a one-line StanceError naming the bad setting."""
+    markers = tuple(str(x) for x in m.markers)
+    if len(markers) != 2 or not all(x.strip() for x in markers):
+        raise StanceError(f"model.markers must be two non-empty strings, got {list(markers)}")
+    others = tuple(str(x) for x in (m.get("other_markers") or ()))
+    if others and (len(others) != 2 or not all(x.strip() for x in others) or set(others) & set(markers)):
+        raise StanceError(
+            f"model.other_markers must be empty or two non-empty strings unlike model.markers, got {list(others)}"
+        )
+    return markers, others
+
+
 def load_for_training(
-    cfg: Any, markers: tuple[str, ...], teachers: list[str] | None = None
+    cfg: Any, markers: tuple[str, ...], teachers: list[str] | None = None, other_markers: tuple[str, ...] = ()
 ) -> tuple[Any, Any, dict[str, Any]]:
     """(model, tokenizer, stance block) to fine-tune: the base checkpoint, a trained stance model to
     adapt (``model.init_from``: its encoding block is kept) or a layer-dropped student; ``teachers``
@@ -204,6 +217,7 @@ def load_for_training(
         # format would present the same rows differently from everything it learned
         block = dict(getattr(model.config, "stance", None) or {})
         input_format, max_length, markers = block["input_format"], int(block["max_length"]), tuple(block["markers"])
+        other_markers = tuple(block.get("other_markers") or ())
         base_model = block.get("base_model", m.name_or_path)
         log.info(
             "model.init_from=%s: fine-tuning it (input %s, max_length %d, markers %s)",
@@ -216,6 +230,7 @@ def load_for_training(
         "input_format": input_format,
         "max_length": max_length,
         "markers": list(markers),
+        **({"other_markers": list(other_markers)} if other_markers else {}),
         "base_model": base_model,
         **({"init_from": init_from} if init_from else {}),
         **({"layers_kept": [int(i) for i in m.layers]} if m.get("layers") else {}),
@@ -303,9 +318,7 @@ def fit_transformer(
 
     m, t = cfg.model, cfg.train
     check_input_format(m.input_format)
-    markers = tuple(m.markers)
-    if len(markers) != 2 or not all(str(x).strip() for x in markers):
-        raise StanceError(f"model.markers must be two non-empty strings, got {list(markers)}")
+    markers, other_markers = check_markers(m)
     import transformers
 
     transformers.set_seed(int(cfg.seed))  # the new classifier head's initialisation
@@ -314,8 +327,13 @@ def fit_transformer(
     if distill is not None and teachers:  # the teachers' soft labels, computed once through the prediction engine
         cache = Path(str(cfg.data.processed_dir)) / ".teacher-probs"
         train_rows = add_soft_labels(train_rows, teachers, distill[1], int(t.eval_batch_size), cache_dir=cache)
-    model, tokenizer, block = load_for_training(cfg, markers, teachers)
-    enc = dict(input_format=block["input_format"], max_length=block["max_length"], markers=tuple(block["markers"]))
+    model, tokenizer, block = load_for_training(cfg, markers, teachers, other_markers)
+    enc = dict(
+        input_format=block["input_format"],
+        max_length=block["max_length"],
+        markers=tuple(block["markers"]),
+        other_markers=tuple(block.get("other_markers") or ()),
+    )
     train_ds = encode_dataset(train_rows, tokenizer, **enc)
     valid_ds = encode_dataset(valid_rows, tokenizer, **enc) if valid_rows is not None and len(valid_rows) else None
 

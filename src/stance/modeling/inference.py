@@ -67,7 +67,7 @@ def predict_proba(
 ) -> np.ndarray:
     """Class probabilities (rows x labels, float32) in the order of ``rows``.
 
-    ``encoding``: ``input_format``, ``max_length``, ``markers`` and ``temperature`` (the saved
+    ``encoding``: ``input_format``, ``max_length``, ``markers``, ``other_markers`` and ``temperature`` (the saved
     model's ``stance`` block; probabilities are ``softmax(logits / temperature)``, 1 if absent).
     Within each window the inputs are sorted by token length (stable) and batched with padding to
     the longest in the batch only, so little compute goes to padding.
@@ -80,7 +80,12 @@ def predict_proba(
     temperature = float(encoding.get("temperature") or 1.0)
     for w0 in range(0, len(rows), max(1, window)):
         feats = encode(
-            tokenizer, rows[w0 : w0 + window], encoding["input_format"], encoding["max_length"], encoding["markers"]
+            tokenizer,
+            rows[w0 : w0 + window],
+            encoding["input_format"],
+            encoding["max_length"],
+            encoding["markers"],
+            encoding.get("other_markers", ()),
         )
         ids, types = feats["input_ids"], feats.get("token_type_ids")
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
@@ -283,7 +288,14 @@ def quantize_onnx(
     except ImportError:
         raise StanceError(_ONNX_MISSING) from None
 
-    feats = encode(tokenizer, rows, encoding["input_format"], encoding["max_length"], encoding["markers"])
+    feats = encode(
+        tokenizer,
+        rows,
+        encoding["input_format"],
+        encoding["max_length"],
+        encoding["markers"],
+        encoding.get("other_markers", ()),
+    )
     pad_id = tokenizer.pad_token_id or 0
 
     class Rows(CalibrationDataReader):  # type: ignore[misc]

@@ -5,7 +5,7 @@ Every trained model is saved in a run's ``model/`` folder and comes back through
 columns in ``stance.labels.LABELS`` order, whatever the model kind:
 
 * a transformer: ``save_pretrained`` files; ``config.json`` holds ``id2label``/``label2id`` and a
-  ``stance`` block (``input_format``, ``max_length``, ``markers``) so inference encodes inputs
+  ``stance`` block (``input_format``, ``max_length``, ``markers``, ``other_markers``) so inference encodes inputs
   exactly as training did;
 * a baseline (``majority``, ``tfidf_lr``): ``model.joblib`` + ``stance.json``.
 """
@@ -130,12 +130,14 @@ class TransformerClassifier:
         markers: Sequence[str] = DEFAULT_MARKERS,
         batch_size: int = 64,
         temperature: float = 1.0,
+        other_markers: Sequence[str] = (),
     ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.input_format = input_format
         self.max_length = int(max_length)
         self.markers = tuple(markers)
+        self.other_markers = tuple(other_markers)
         self.batch_size = batch_size
         # softmax temperature fitted on validation after training (1: uncalibrated)
         self.temperature = float(temperature)
@@ -162,6 +164,7 @@ class TransformerClassifier:
             markers=block.get("markers", DEFAULT_MARKERS),
             batch_size=batch_size,
             temperature=float(block.get("temperature") or 1.0),
+            other_markers=block.get("other_markers") or (),
         )
 
     @property
@@ -171,11 +174,12 @@ class TransformerClassifier:
             "input_format": self.input_format,
             "max_length": self.max_length,
             "markers": self.markers,
+            "other_markers": self.other_markers,
             "temperature": self.temperature,
         }
 
     def encode(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[list[int]]]:
-        return encode(self.tokenizer, rows, self.input_format, self.max_length, self.markers)
+        return encode(self.tokenizer, rows, self.input_format, self.max_length, self.markers, self.other_markers)
 
     def predict_proba(
         self,

@@ -289,6 +289,7 @@ def _start(cfg: Any, out: Path, model_dir: Path, spec: InputConfig, started: dat
             "input_format": getattr(classifier, "input_format", None),
             "max_length": getattr(classifier, "max_length", None),
             "markers": list(getattr(classifier, "markers", ()) or ()),
+            **({"other_markers": list(om)} if (om := getattr(classifier, "other_markers", ())) else {}),
             "precision": classifier.precision if kind == "transformer" else None,
             "backend": getattr(classifier, "backend", "torch"),
             "threads": int(opts.threads) or _get_threads(),
