@@ -53,6 +53,14 @@ LEVERS: dict[str, tuple[list[str], str]] = {
         ["model.other_markers=['{','}']"],
         "the recipe with the sentence's other targets marked { so } (21% of train rows, 99% of dev_mt's have some)",
     ),
+    "name_swap": (
+        ["train.name_swap=0.5"],
+        "the recipe with half the name targets of train swapped for another actor's name of as many words",
+    ),
+    "rdrop": (
+        ["train.rdrop_alpha=1.0"],
+        "the recipe with R-Drop (each batch twice, weight 1 on the symmetric KL of the two predictions)",
+    ),
     "ens6": (
         ["train.layer_lr_decay=1", "train.distill_from={teachers}"],
         "6-layer student of the 3-seed ensemble (soft labels T=2, alpha 0.5), from MiniLM",

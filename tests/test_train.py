@@ -154,6 +154,19 @@ def test_other_markers_are_saved_and_used_at_inference(tiny_model_dir, toy, tmp_
         run_training(tiny_cfg(tiny_model_dir, "model.other_markers=['<<','>>']"), output_dir=tmp_path / "bad", data=toy)
 
 
+def test_rdrop_and_name_swap_reach_training(tiny_model_dir, toy, tmp_path):
+    key = "classifier.weight"
+    weights = {}
+    for name, extra in (("plain", []), ("rdrop", ["train.rdrop_alpha=1.0"]), ("swap", ["train.name_swap=1.0"])):
+        run_training(tiny_cfg(tiny_model_dir, "train.max_steps=3", *extra), output_dir=tmp_path / name, data=toy)
+        weights[name] = load_classifier(tmp_path / name / "model").model.state_dict()[key]
+    assert not torch.allclose(weights["plain"], weights["rdrop"])
+    assert not torch.allclose(weights["plain"], weights["swap"])
+    for bad, message in (("train.rdrop_alpha=-1", "train.rdrop_alpha"), ("train.name_swap=2", "train.name_swap")):
+        with pytest.raises(StanceError, match=message):
+            run_training(tiny_cfg(tiny_model_dir, bad), output_dir=tmp_path / "bad", data=toy)
+
+
 def test_layerwise_groups_decay_the_learning_rate_towards_the_embeddings():
     from transformers import BertConfig, BertForSequenceClassification
 

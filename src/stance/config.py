@@ -258,6 +258,12 @@ class TrainingConfig:
     # layer-wise learning-rate decay: encoder layer i of L trains at learning_rate * decay**(L - i),
     # the embeddings one step lower, the head at learning_rate (1.0 = off)
     layer_lr_decay: float = 1.0
+    # R-Drop: each batch through the model twice (two dropout masks) and this weight on the symmetric
+    # KL between the two predictions (0 = off; a step costs about twice as much)
+    rdrop_alpha: float = 0.0
+    # the share of name-mention targets in the train rows replaced by another actor's name from
+    # the train rows (stance.modeling.augment; 0 = off)
+    name_swap: float = 0.0
     # distillation (+experiment=distill): a trained stance model (RUN/model), or a list of them (an
     # ensemble: their probabilities are averaged), whose probabilities on the train rows, softened
     # by distill_temperature, are the targets; distill_alpha is their share of the loss (1: soft

@@ -27,6 +27,7 @@ import numpy as np
 from stance.analysis.metrics import macro_f1
 from stance.errors import StanceError
 from stance.labels import LABELS
+from stance.modeling.augment import swap_target_names
 from stance.modeling.distill import (
     SOFT_LABELS,
     add_soft_labels,
@@ -123,12 +124,23 @@ def _time_limit(minutes: float) -> Any:
     return TimeLimit()
 
 
-def _weighted_trainer(weights: list[float] | None, smoothing: float, distill: tuple[float, float] | None = None) -> Any:
+def symmetric_kl(a: Any, b: Any) -> Any:
+    """(KL(p_a || p_b) + KL(p_b || p_a)) / 2 of two batches of logits, mean over rows."""
+    import torch
+
+    la, lb = torch.log_softmax(a, dim=-1), torch.log_softmax(b, dim=-1)
+    kl = torch.nn.functional.kl_div
+    return (kl(lb, la, log_target=True, reduction="batchmean") + kl(la, lb, log_target=True, reduction="batchmean")) / 2
+
+
+def _weighted_trainer(
+    weights: list[float] | None, smoothing: float, distill: tuple[float, float] | None = None, rdrop: float = 0.0
+) -> Any:
     import torch
     from transformers import Trainer
 
     class WeightedTrainer(Trainer):
-        """Cross-entropy with optional class weights, label smoothing and per-row weights."""
+        """Cross-entropy with optional class weights, label smoothing and per-row weights; R-Drop."""
 
         def compute_loss(
             self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
@@ -136,20 +148,31 @@ def _weighted_trainer(weights: list[float] | None, smoothing: float, distill: tu
             labels = inputs.pop("labels")
             rows = inputs.pop("sample_weight", None)
             soft = inputs.pop(SOFT_LABELS, None)  # the teacher's probabilities (train.distill_from)
-            outputs = model(**inputs)
-            w = torch.tensor(weights, dtype=outputs.logits.dtype, device=outputs.logits.device) if weights else None
-            if soft is not None and distill is not None:
-                loss = distill_loss(outputs.logits, labels, soft, w, smoothing, *distill)
-            elif rows is None:
-                loss = torch.nn.functional.cross_entropy(outputs.logits, labels, weight=w, label_smoothing=smoothing)
-            else:
+
+            def loss_of(logits: Any) -> Any:
+                w = torch.tensor(weights, dtype=logits.dtype, device=logits.device) if weights else None
+                if soft is not None and distill is not None:
+                    return distill_loss(logits, labels, soft, w, smoothing, *distill)
+                if rows is None:
+                    return torch.nn.functional.cross_entropy(logits, labels, weight=w, label_smoothing=smoothing)
                 # the weighted mean cross_entropy takes, with each row's weight as a further factor
                 per_row = torch.nn.functional.cross_entropy(
-                    outputs.logits, labels, weight=w, label_smoothing=smoothing, reduction="none"
+                    logits, labels, weight=w, label_smoothing=smoothing, reduction="none"
                 )
-                rows = rows.to(per_row.dtype)
-                norm = rows * (w[labels] if w is not None else 1.0)
-                loss = (per_row * rows).sum() / norm.sum().clamp_min(1e-12)
+                row_w = rows.to(per_row.dtype)
+                norm = row_w * (w[labels] if w is not None else 1.0)
+                return (per_row * row_w).sum() / norm.sum().clamp_min(1e-12)
+
+            if rdrop and model.training:
+                # R-Drop (Liang et al. 2021): the batch twice in one forward pass (two dropout masks),
+                # the loss of both plus their symmetric KL: a consistency regulariser
+                outputs = model(**{k: torch.cat([v, v]) for k, v in inputs.items()})
+                a, b = outputs.logits.chunk(2)
+                loss = (loss_of(a) + loss_of(b)) / 2 + rdrop * symmetric_kl(a, b)
+                outputs.logits = a
+            else:
+                outputs = model(**inputs)
+                loss = loss_of(outputs.logits)
             return (loss, outputs) if return_outputs else loss
 
     return WeightedTrainer
@@ -324,6 +347,8 @@ def fit_transformer(
     transformers.set_seed(int(cfg.seed))  # the new classifier head's initialisation
     distill = check_distill(cfg)
     teachers = teacher_dirs(t.distill_from) if distill is not None else None
+    if float(t.name_swap) > 0:  # before the teachers score them: soft labels for the text trained on
+        train_rows = swap_target_names(train_rows, float(t.name_swap), int(cfg.seed))
     if distill is not None and teachers:  # the teachers' soft labels, computed once through the prediction engine
         cache = Path(str(cfg.data.processed_dir)) / ".teacher-probs"
         train_rows = add_soft_labels(train_rows, teachers, distill[1], int(t.eval_batch_size), cache_dir=cache)
@@ -343,7 +368,7 @@ def fit_transformer(
         cfg, ckpt, strategy, weighted_rows=bool({"sample_weight", SOFT_LABELS} & set(train_ds.column_names))
     )
     weights = class_weights(train_rows["label"]) if t.class_weights else None
-    trainer_cls = _weighted_trainer(weights, float(t.label_smoothing), distill)
+    trainer_cls = _weighted_trainer(weights, float(t.label_smoothing), distill, float(t.rdrop_alpha))
     optimizer = None
     if float(t.layer_lr_decay) != 1.0:
         from transformers import Trainer

@@ -44,6 +44,10 @@ def check_training(cfg: Any) -> None:
     for key in ("warmup_ratio", "label_smoothing"):
         value = _number(getattr(t, key))
         _require(f"train.{key}", getattr(t, key), 0 <= value < 1, "in [0, 1)")
+    rdrop = _number(t.get("rdrop_alpha", 0.0))
+    _require("train.rdrop_alpha", t.get("rdrop_alpha"), rdrop >= 0 and math.isfinite(rdrop), "0 or more (0 = off)")
+    swap = _number(t.get("name_swap", 0.0))
+    _require("train.name_swap", t.get("name_swap"), 0 <= swap <= 1, "in [0, 1] (0 = off)")
     decay = _number(t.get("layer_lr_decay", 1.0))
     _require("train.layer_lr_decay", t.get("layer_lr_decay"), 0 < decay <= 1, "in (0, 1] (1 = off)")
     folds = int(cfg.eval.cv_folds)
