@@ -14,6 +14,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import datasets
+
 # Mentions that are not names: swapping "he" for "Angela Merkel" (or the reverse) is no name
 # swap, and a pronoun target in a sentence reads differently with a name in its place.
 _NOT_NAMES = frozenset(
@@ -77,8 +79,6 @@ def swap_target_names(rows: Any, fraction: float, seed: int) -> Any:
     """A copy of ``rows`` (a ``datasets.Dataset`` in the row schema) where ``fraction`` of the rows
     whose target is a name have it replaced by another actor's name mention from ``rows``, drawn
     with ``seed`` (the same seed, the same swaps). Rows whose target is a pronoun stay as they are."""
-    import datasets
-
     if fraction <= 0 or len(rows) == 0:
         return rows
     items = rows.to_list()
