@@ -56,7 +56,11 @@ def test_newsmtsc_real_files(newsmtsc_dir, registry):
     assert [LABELS[r["label"]] for r in rows] == [polarity[r["polarity"]] for r in raw]
     for r in rows:
         assert r["sentence"][r["mention_start"] : r["mention_end"]] == r["mention"]
-        assert r["other_mentions"] == [] and 0 <= r["fold"] < 5
+        assert 0 <= r["fold"] < 5
+        # the other labelled targets of the sentence, as spans of it
+        assert all(r["sentence"][o["start"] : o["end"]] == o["mention"] for o in r["other_mentions"])
+    assert sum(bool(r["other_mentions"]) for r in rows) == 44  # dev_rw: mostly one target per sentence
+    assert sum(bool(r["other_mentions"]) for r in dd["validation_mt"].to_list()) == 438  # dev_mt: of 442
     actors = Counter(dd["train"]["actor_id"])
     assert actors.most_common(1)[0][0] == "trump"  # "President Trump", "Trump's" ... resolve
 
