@@ -53,6 +53,10 @@ LEVERS: dict[str, tuple[list[str], str]] = {
         ["model.other_markers=['{','}']"],
         "the recipe with the sentence's other targets marked { so } (21% of train rows, 99% of dev_mt's have some)",
     ),
+    "others_5ep": (
+        ["model.other_markers=['{','}']", "train.epochs=5"],
+        "the two that helped dev_mt alone, together: other targets marked, 5 epochs",
+    ),
     "name_swap": (
         ["train.name_swap=0.5"],
         "the recipe with half the name targets of train swapped for another actor's name of as many words",
