@@ -82,20 +82,16 @@ def swap_target_names(rows: Any, fraction: float, seed: int) -> Any:
     if fraction <= 0 or len(rows) == 0:
         return rows
     items = rows.to_list()
-    donors: dict[int, list[dict[str, Any]]] = {}  # by the mention's word count
-    for r in items:
-        if is_name(str(r["mention"])):
-            donors.setdefault(len(str(r["mention"]).split()), []).append(r)
+    words = {i: len(str(r["mention"]).split()) for i, r in enumerate(items) if is_name(str(r["mention"]))}
+    donors: dict[int, list[dict[str, Any]]] = {}  # name mentions by word count
+    for i, n in words.items():
+        donors.setdefault(n, []).append(items[i])
+    actors = {n: {d["actor_id"] for d in pool} for n, pool in donors.items()}
     # a row can swap when its word count has a donor of another actor
-    swappable = [
-        i
-        for i, r in enumerate(items)
-        if is_name(str(r["mention"]))
-        and any(d["actor_id"] != r["actor_id"] for d in donors[len(str(r["mention"]).split())])
-    ]
+    swappable = [i for i, n in words.items() if actors[n] - {items[i]["actor_id"]}]
     rng = random.Random(seed)
     for i in sorted(rng.sample(swappable, round(fraction * len(swappable)))):
-        pool = donors[len(str(items[i]["mention"]).split())]
+        pool = donors[words[i]]
         donor = rng.choice(pool)
         while donor["actor_id"] == items[i]["actor_id"]:
             donor = rng.choice(pool)

@@ -97,19 +97,19 @@ def format_example(
         return Formatted(sentence, pair, start, end)
     open_, close = markers
     # Spaces around the markers keep them separate tokens whatever the mention's neighbours are.
-    wraps = [(start, end, open_, close)]
+    wraps = [(start, end, open_, close, True)]
     if other_markers:
-        wraps += [(s, e, other_markers[0], other_markers[1]) for s, e in _other_spans(row, start, end, len(sentence))]
-    parts, done, target = [], 0, (0, 0)
-    for s, e, o, c in sorted(wraps):
-        parts.append(sentence[done:s])
-        at = sum(len(p) for p in parts)
-        parts.append(f"{o} {sentence[s:e]} {c}")
-        if s == start and o == open_:
-            target = (at, at + len(parts[-1]))
+        o_open, o_close = other_markers
+        wraps += [(s, e, o_open, o_close, False) for s, e in _other_spans(row, start, end, len(sentence))]
+    text, done, target = "", 0, (start, end)
+    for s, e, o, c, is_target in sorted(wraps):  # disjoint spans, left to right
+        text += sentence[done:s]
+        wrapped = f"{o} {sentence[s:e]} {c}"
+        if is_target:
+            target = (len(text), len(text) + len(wrapped))
+        text += wrapped
         done = e
-    parts.append(sentence[done:])
-    return Formatted("".join(parts), pair, *target)
+    return Formatted(text + sentence[done:], pair, *target)
 
 
 def _window_text(
@@ -189,6 +189,19 @@ def encode(
     kwargs: dict[str, Any] = {"truncation": "only_first" if has_pair else True, "max_length": max_length}
     out = tokenizer(texts, pairs, **kwargs) if has_pair else tokenizer(texts, **kwargs)
     return {k: list(v) for k, v in out.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+
+
+def encode_for(tokenizer: Any, rows: Any, encoding: Mapping[str, Any]) -> dict[str, list[list[int]]]:
+    """``encode`` as a saved model's ``stance`` block says (``input_format``, ``max_length``,
+    ``markers``, ``other_markers``): the one reading of the block for every inference path."""
+    return encode(
+        tokenizer,
+        rows,
+        encoding["input_format"],
+        encoding["max_length"],
+        encoding["markers"],
+        encoding.get("other_markers") or (),
+    )
 
 
 def encode_dataset(
