@@ -26,7 +26,7 @@ from stance.config import Backend, Precision
 from stance.errors import StanceError
 from stance.io import atomic_path, file_sha256
 from stance.labels import LABELS
-from stance.modeling.encoding import encode
+from stance.modeling.encoding import encode_for
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +79,7 @@ def predict_proba(
     pad_id = tokenizer.pad_token_id or 0
     temperature = float(encoding.get("temperature") or 1.0)
     for w0 in range(0, len(rows), max(1, window)):
-        feats = encode(
-            tokenizer,
-            rows[w0 : w0 + window],
-            encoding["input_format"],
-            encoding["max_length"],
-            encoding["markers"],
-            encoding.get("other_markers", ()),
-        )
+        feats = encode_for(tokenizer, rows[w0 : w0 + window], encoding)
         ids, types = feats["input_ids"], feats.get("token_type_ids")
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         for b0 in range(0, len(order), batch_size):
@@ -288,14 +281,7 @@ def quantize_onnx(
     except ImportError:
         raise StanceError(_ONNX_MISSING) from None
 
-    feats = encode(
-        tokenizer,
-        rows,
-        encoding["input_format"],
-        encoding["max_length"],
-        encoding["markers"],
-        encoding.get("other_markers", ()),
-    )
+    feats = encode_for(tokenizer, rows, encoding)
     pad_id = tokenizer.pad_token_id or 0
 
     class Rows(CalibrationDataReader):  # type: ignore[misc]

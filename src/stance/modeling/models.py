@@ -32,7 +32,7 @@ from stance.config import Backend, ModelKind, Precision
 from stance.errors import StanceError
 from stance.io import atomic_path
 from stance.labels import ID2LABEL, LABEL2ID, LABELS
-from stance.modeling.encoding import DEFAULT_MARKERS, encode
+from stance.modeling.encoding import DEFAULT_MARKERS, encode_for
 from stance.modeling.inference import apply_precision, check_runtime, onnx_session, predict_proba
 
 log = logging.getLogger(__name__)
@@ -179,7 +179,7 @@ class TransformerClassifier:
         }
 
     def encode(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[list[int]]]:
-        return encode(self.tokenizer, rows, self.input_format, self.max_length, self.markers, self.other_markers)
+        return encode_for(self.tokenizer, rows, self.encoding)
 
     def predict_proba(
         self,
